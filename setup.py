@@ -1,0 +1,47 @@
+"""Packaging for rk_yolo_ros: an ament_python package that also installs with plain pip."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+package_name = 'rk_yolo_ros'
+
+
+def share_files(folder):
+    """List the files of a top-level folder for data_files (share/<package>/<folder>)."""
+    return (os.path.join('share', package_name, folder), sorted(glob(os.path.join(folder, '*'))))
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        share_files('launch'),
+        share_files('config'),
+        share_files('rviz'),
+    ],
+    python_requires='>=3.8',
+    # OpenCV is an extra: on a ROS machine apt's python3-opencv is the one cv_bridge is built
+    # against, and a pip OpenCV beside it would shadow it (and may pull numpy 2).
+    install_requires=['numpy>=1.21', 'psutil', 'PyYAML'],
+    extras_require={
+        'opencv': ['opencv-python-headless'],
+        'onnx': ['onnxruntime'],
+        'bag': ['rosbags'],
+        'test': ['pytest', 'rosbags', 'onnxruntime', 'onnx'],
+    },
+    zip_safe=True,
+    maintainer='rk_yolo_ros maintainers',
+    maintainer_email='maintainers@rk-yolo-ros.dev',
+    description='No-skip YOLO object detection on the RK3588 NPU for ROS 2.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)
