@@ -1,0 +1,84 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""What a worker does to one frame: the task it gets, the processor interface, the result types."""
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """Thresholds in force when a frame was accepted; they travel with the frame to the worker."""
+
+    conf_threshold: float = 0.25
+    iou_threshold: float = 0.45
+    max_detections: int = 100
+    classes: Optional[Tuple[int, ...]] = None  # keep only these class ids; None keeps all
+    draw: bool = True  # draw the annotation into the frame's slot
+
+    def __post_init__(self):
+        """Reject values outside their ranges with a message naming the value."""
+        if not 0.0 <= self.conf_threshold <= 1.0:
+            raise ValueError(f'conf_threshold must be in [0, 1], got {self.conf_threshold}')
+        if not 0.0 <= self.iou_threshold <= 1.0:
+            raise ValueError(f'iou_threshold must be in [0, 1], got {self.iou_threshold}')
+        if self.max_detections < 1:
+            raise ValueError(f'max_detections must be >= 1, got {self.max_detections}')
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """The small descriptor a worker gets with each frame (the pixels are in its slot)."""
+
+    frame_id: int
+    source_size: Tuple[int, int]  # (width, height) of the input before the 720p resize
+    settings: Any = None  # DetectionSettings for YOLO processors
+
+
+@dataclass
+class Detections:
+    """Detections of one frame, boxes as x1, y1, x2, y2 in the source input's pixels."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+    labels: Sequence[str] = ()
+
+    def __len__(self):
+        """Return the number of detections."""
+        return int(self.scores.shape[0])
+
+
+class FrameProcessor(abc.ABC):
+    """Worker-side processing of one frame (letterbox, infer, decode, draw).
+
+    Built inside the worker process by a picklable factory called as
+    ``factory(worker_index, core_mask)``, so backends load after the process starts.
+    """
+
+    @abc.abstractmethod
+    def process(self, frame: np.ndarray, task: FrameTask) -> Any:
+        """Process the 720p BGR frame (a writable view of its slot); return a small result.
+
+        Draw the annotation into ``frame`` in place. The result crosses a pipe back to the
+        main process, so it must be small and picklable (``Detections`` for YOLO).
+        """
+
+    def close(self) -> None:
+        """Release what the processor holds; safe to call twice."""
