@@ -66,7 +66,8 @@ class Detections:
 
 
 class FrameProcessor(abc.ABC):
-    """Worker-side processing of one frame (letterbox, infer, decode, draw).
+    """
+    Worker-side processing of one frame (letterbox, infer, decode, draw).
 
     Built inside the worker process by a picklable factory called as
     ``factory(worker_index, core_mask)``, so backends load after the process starts.
@@ -74,7 +75,8 @@ class FrameProcessor(abc.ABC):
 
     @abc.abstractmethod
     def process(self, frame: np.ndarray, task: FrameTask) -> Any:
-        """Process the 720p BGR frame (a writable view of its slot); return a small result.
+        """
+        Process the 720p BGR frame (a writable view of its slot); return a small result.
 
         Draw the annotation into ``frame`` in place. The result crosses a pipe back to the
         main process, so it must be small and picklable (``Detections`` for YOLO).

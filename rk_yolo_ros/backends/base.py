@@ -26,7 +26,8 @@ class BackendError(RuntimeError):
 
 
 class Backend(abc.ABC):
-    """Run a detection model on one letterboxed image.
+    """
+    Run a detection model on one letterboxed image.
 
     A backend is constructed and loaded inside a worker process (RKNN contexts do not survive
     fork), so constructors only store settings; ``load`` does the work. ``infer`` takes the

@@ -1,0 +1,360 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""
+A pool of worker processes, one per NPU core, with explicit per-worker task and result pipes.
+
+Each worker has its own pipes, so the pool always knows which frames a worker holds: when a worker
+dies its frames are re-run on the others while it restarts, and a worker killed mid-write cannot
+wedge a queue lock that other workers share. Its process sentinel wakes the pool the moment it
+dies.
+
+NOTE [shutdown]: ``stop`` sends the ``None`` sentinel to every live worker, waits up to the
+timeout, then terminates and finally kills what is left, and closes every pipe. It is idempotent.
+Frames still held by workers are not reported here: the pipeline owns frame accounting and reports
+them as cancelled (see ``FramePipeline.close``).
+"""
+
+from collections import deque, OrderedDict
+from dataclasses import dataclass, field
+import logging
+import multiprocessing
+from multiprocessing.connection import wait as wait_for_objects
+import os
+import signal
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+
+from rk_yolo_ros.frame_slots import SlotLayout
+from rk_yolo_ros.worker_process import run_worker
+
+RKNN_CORE_MASKS = (1, 2, 4)  # NPU_CORE_0, _1, _2: one model copy per core
+JOINT_CORE_MASK = 7  # all three cores on one model: slower than one copy per core for YOLO
+START_METHODS = ('spawn', 'forkserver', 'fork')
+RUNNING = ('starting', 'ready', 'unreachable')  # states with a process we still watch
+
+
+class WorkerStartError(RuntimeError):
+    """A worker could not build its processor (e.g. the model failed to load)."""
+
+
+@dataclass
+class PoolEvent:
+    """A frame a worker finished (``done``), failed on (``error``), or that could not run."""
+
+    kind: str  # 'done' | 'error' | 'failed'
+    frame_id: int
+    worker: Optional[int]
+    result: Any = None
+    text: str = ''
+    seconds: float = 0.0
+
+
+@dataclass
+class WorkerState:
+    """The main process's view of one worker slot in the pool."""
+
+    index: int
+    core_mask: int
+    cpu: Optional[int]
+    process: Any = None
+    task_conn: Any = None
+    result_conn: Any = None
+    state: str = 'stopped'  # one of RUNNING, or 'dead' | 'stopped'
+    pid: Optional[int] = None
+    in_flight: 'OrderedDict[int, tuple]' = field(default_factory=OrderedDict)
+    restarts: int = 0
+    frames_done: int = 0
+    frames_failed: int = 0
+    last_error: str = ''
+
+    def describe(self) -> str:
+        """Name this worker for log messages."""
+        return f'worker {self.index} (pid {self.pid}, core mask {self.core_mask})'
+
+
+def _exit_reason(exitcode: Optional[int]) -> str:
+    """Say in words how a process ended."""
+    if exitcode is None:
+        return 'still running'
+    if exitcode < 0:
+        try:
+            return f'killed by {signal.Signals(-exitcode).name}'
+        except ValueError:
+            return f'killed by signal {-exitcode}'
+    return f'exit code {exitcode}'
+
+
+def validate_core_masks(core_masks: Sequence[int]) -> Tuple[int, ...]:
+    """Check NPU core masks: single cores only (1, 2 or 4); the joint mask 7 is refused."""
+    masks = tuple(int(mask) for mask in core_masks)
+    if not masks:
+        raise ValueError('core_masks must name at least one NPU core mask (1, 2 or 4)')
+    for mask in masks:
+        if mask == JOINT_CORE_MASK:
+            raise ValueError('core mask 7 runs one model on all three NPU cores, which is slower '
+                             'for YOLO than one model copy per core; use 1, 2 and 4')
+        if mask not in RKNN_CORE_MASKS:
+            raise ValueError(f'core mask {mask} is not a single RK3588 NPU core; use 1, 2 or 4')
+    return masks
+
+
+class WorkerPool:
+    """Start, feed, watch and restart the worker processes."""
+
+    def __init__(self, workers: int, processor_factory: Callable[[int, int], Any],
+                 layout: SlotLayout, core_masks: Sequence[int] = RKNN_CORE_MASKS,
+                 cpus: Optional[Sequence[Optional[int]]] = None, start_method: str = 'spawn',
+                 max_in_flight: int = 2, max_restarts: int = 5, max_attempts: int = 2,
+                 logger: Optional[logging.Logger] = None):
+        """Describe the pool; nothing starts until ``start``."""
+        if int(workers) < 1:
+            raise ValueError(f'workers must be >= 1, got {workers}')
+        if start_method not in START_METHODS:
+            raise ValueError(f'start_method must be one of {START_METHODS}, got {start_method!r}')
+        masks = validate_core_masks(core_masks)
+        cpus = list(cpus or [])
+        self._context = multiprocessing.get_context(start_method)
+        self._factory = processor_factory
+        self._layout = layout
+        self._max_in_flight = max_in_flight
+        self._max_restarts = max_restarts
+        self._max_attempts = max_attempts
+        self._log = logger or logging.getLogger(__name__)
+        self._attempts: Dict[int, int] = {}
+        self._pending: Deque[Tuple[int, tuple]] = deque()
+        self._next_worker = 0
+        self._stopped = False
+        self.workers = [WorkerState(i, masks[i % len(masks)], cpus[i] if i < len(cpus) else None)
+                        for i in range(int(workers))]
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def _spawn(self, worker: WorkerState) -> None:
+        """Start (or restart) one worker process with fresh pipes."""
+        task_reader, task_writer = self._context.Pipe(duplex=False)
+        result_reader, result_writer = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=run_worker, name=f'rk_yolo_worker_{worker.index}', daemon=True,
+            args=(worker.index, worker.core_mask, worker.cpu, self._layout, self._factory,
+                  task_reader, result_writer, os.getpid()))
+        process.start()
+        # Our copies of the child's ends must go, or we would never see EOF from a dead worker.
+        task_reader.close()
+        result_writer.close()
+        worker.process, worker.pid = process, process.pid
+        worker.task_conn, worker.result_conn = task_writer, result_reader
+        worker.state = 'starting'
+
+    def start(self, timeout: float = 60.0) -> None:
+        """
+        Start every worker and wait until each has built its processor.
+
+        Raises WorkerStartError naming the worker and carrying its traceback if one fails, or
+        if one is not ready within ``timeout`` seconds; the pool is stopped in that case.
+        """
+        for worker in self.workers:
+            self._spawn(worker)
+        deadline = time.monotonic() + timeout
+        try:
+            while any(w.state == 'starting' for w in self.workers):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    slow = [w.describe() for w in self.workers if w.state == 'starting']
+                    raise WorkerStartError(f'not ready after {timeout:.0f} s: {", ".join(slow)}')
+                self.collect(wait_for_objects(self.wait_objects(), remaining))
+                failed = [w for w in self.workers if w.state == 'dead']
+                if failed:
+                    raise WorkerStartError(f'{failed[0].describe()} failed to start:\n'
+                                           f'{failed[0].last_error}')
+        except BaseException:
+            self.stop(timeout=2.0)
+            raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every worker; see NOTE [shutdown] at the top of this module."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for worker in self.workers:
+            if worker.state in RUNNING:
+                try:
+                    worker.task_conn.send(None)
+                except (OSError, ValueError):
+                    pass
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            process = worker.process
+            if process is None:
+                continue
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                self._log.warning('%s did not stop in %.1f s; terminating it',
+                                  worker.describe(), timeout)
+                process.terminate()
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+            for conn in (worker.task_conn, worker.result_conn):
+                if conn is not None:
+                    conn.close()
+            worker.task_conn = worker.result_conn = None
+            worker.state = 'stopped'
+
+    # ------------------------------------------------------------------------------ frames
+    def submit(self, frame_id: int, message: tuple) -> None:
+        """Queue one frame for the least-loaded ready worker."""
+        self._attempts[frame_id] = 0
+        self._pending.append((frame_id, message))
+        self._dispatch_pending()
+
+    def _dispatch_pending(self) -> None:
+        """Send queued frames to ready workers with room (at most max_in_flight each)."""
+        count = len(self.workers)
+        while self._pending:
+            best = None
+            for offset in range(count):  # rotate the start so ties go round-robin
+                worker = self.workers[(self._next_worker + offset) % count]
+                if worker.state != 'ready' or len(worker.in_flight) >= self._max_in_flight:
+                    continue
+                if best is None or len(worker.in_flight) < len(best.in_flight):
+                    best = worker
+            if best is None:
+                return
+            frame_id, message = self._pending.popleft()
+            try:
+                best.task_conn.send(message)
+            except OSError:
+                # It just died; its sentinel will report it. Keep the frame queued.
+                self._pending.appendleft((frame_id, message))
+                best.state = 'unreachable'
+                continue
+            best.in_flight[frame_id] = message
+            self._next_worker = (best.index + 1) % count
+
+    def wait_objects(self) -> List[Any]:
+        """Return what to wait on: result pipes and process sentinels of running workers."""
+        objects = []
+        for worker in self.workers:
+            if worker.state in RUNNING:
+                objects.append(worker.result_conn)
+                objects.append(worker.process.sentinel)
+        return objects
+
+    def collect(self, ready: Sequence[Any]) -> List[PoolEvent]:
+        """Handle what ``wait`` found ready: read results, notice and restart dead workers."""
+        events: List[PoolEvent] = []
+        ready = set(ready)
+        for worker in self.workers:
+            if worker.state not in RUNNING:
+                continue
+            if worker.result_conn in ready or worker.process.sentinel in ready:
+                self._read_messages(worker, events)
+            if worker.process.sentinel in ready or worker.state == 'dead':
+                self._handle_death(worker, events)
+        self._dispatch_pending()
+        if not self.has_workers():
+            events.extend(self._fail_everything('no worker process is left to run it'))
+        return events
+
+    def _read_messages(self, worker: WorkerState, events: List[PoolEvent]) -> None:
+        """Drain every message this worker has sent (a dead worker's last results count too)."""
+        conn = worker.result_conn
+        try:
+            while conn.poll():
+                self._handle_message(worker, conn.recv(), events)
+        except (EOFError, OSError):
+            worker.state = 'dead'
+
+    def _handle_message(self, worker: WorkerState, message: tuple, events: List[PoolEvent]):
+        """Apply one message from a worker."""
+        kind = message[0]
+        if kind == 'ready':
+            worker.state = 'ready'
+            if message[3]:
+                self._log.info('worker %d (pid %d): %s', worker.index, message[2], message[3])
+        elif kind == 'init_error':
+            worker.last_error = message[3]
+            worker.state = 'dead'
+            worker.restarts = self._max_restarts  # it would fail the same way again
+            self._log.error('%s could not start:\n%s', worker.describe(), message[3])
+        elif kind in ('done', 'error'):
+            frame_id = message[2]
+            worker.in_flight.pop(frame_id, None)
+            self._attempts.pop(frame_id, None)
+            if kind == 'done':
+                worker.frames_done += 1
+                events.append(PoolEvent('done', frame_id, worker.index, result=message[3],
+                                        seconds=message[4]))
+            else:
+                worker.frames_failed += 1
+                events.append(PoolEvent('error', frame_id, worker.index, text=message[3],
+                                        seconds=message[4]))
+
+    def _handle_death(self, worker: WorkerState, events: List[PoolEvent]) -> None:
+        """Re-queue a dead worker's frames and restart it (within max_restarts)."""
+        worker.process.join(1.0)
+        reason = _exit_reason(worker.process.exitcode)
+        lost = list(worker.in_flight.items())
+        worker.in_flight.clear()
+        for conn in (worker.task_conn, worker.result_conn):
+            conn.close()
+        worker.task_conn = worker.result_conn = None
+        worker.state = 'dead'
+        if lost:
+            # Frames run in order, so the oldest one is the frame it was working on.
+            culprit = lost[0][0]
+            self._attempts[culprit] = self._attempts.get(culprit, 0) + 1
+            retry = []
+            for frame_id, message in lost:
+                if self._attempts.get(frame_id, 0) >= self._max_attempts:
+                    self._attempts.pop(frame_id, None)
+                    events.append(PoolEvent(
+                        'failed', frame_id, worker.index,
+                        text=f'worker processes died {self._max_attempts} times running this '
+                             f'frame (last: {worker.describe()}, {reason})'))
+                else:
+                    retry.append((frame_id, message))
+            self._pending.extendleft(reversed(retry))
+        if worker.last_error and worker.restarts >= self._max_restarts:
+            return  # failed to initialise: already logged, restarting cannot help
+        self._log.error('%s died (%s); re-running frames %s', worker.describe(), reason,
+                        [frame_id for frame_id, _ in lost])
+        if worker.restarts >= self._max_restarts or self._stopped:
+            self._log.error('%s will not be restarted: it was restarted %d times already',
+                            worker.describe(), worker.restarts)
+            return
+        worker.restarts += 1
+        self._spawn(worker)
+        self._log.warning('restarted worker %d as pid %d (restart %d of %d)', worker.index,
+                          worker.pid, worker.restarts, self._max_restarts)
+
+    def _fail_everything(self, why: str) -> List[PoolEvent]:
+        """Fail every queued frame (used when no worker is left)."""
+        events = [PoolEvent('failed', frame_id, None, text=why) for frame_id, _ in self._pending]
+        self._pending.clear()
+        return events
+
+    # ------------------------------------------------------------------------------ status
+    def has_workers(self) -> bool:
+        """Return True while at least one worker runs or is starting."""
+        return any(w.state in RUNNING for w in self.workers)
+
+    def status(self) -> List[Dict[str, Any]]:
+        """Describe each worker (for diagnostics)."""
+        return [{'index': w.index, 'pid': w.pid, 'state': w.state, 'core_mask': w.core_mask,
+                 'cpu': w.cpu, 'in_flight': len(w.in_flight), 'frames_done': w.frames_done,
+                 'frames_failed': w.frames_failed, 'restarts': w.restarts}
+                for w in self.workers]

@@ -1,0 +1,92 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Frame processors for the pipeline tests (importable by spawned worker processes)."""
+
+from dataclasses import dataclass
+import os
+import time
+from typing import Tuple
+
+import numpy as np
+
+from rk_yolo_ros.frame_processing import FrameProcessor
+
+
+@dataclass
+class Report:
+    """What a test processor saw: enough to check routing, content and in-place drawing."""
+
+    frame_id: int
+    worker: int
+    core_mask: int
+    pid: int
+    mean: float
+    shape: Tuple[int, ...]
+    cpus: Tuple[int, ...]
+
+
+class RecordingProcessor(FrameProcessor):
+    """Sleep a per-frame latency, mark the frame in place, report what it saw."""
+
+    def __init__(self, worker, core_mask, max_latency_s, fail_ids, exit_ids, seed):
+        """Keep the settings of its factory."""
+        self.worker, self.core_mask = worker, core_mask
+        self.max_latency_s, self.fail_ids, self.exit_ids = max_latency_s, fail_ids, exit_ids
+        self.seed = seed
+
+    def process(self, frame, task):
+        """Process one frame as the factory asked."""
+        if task.frame_id in self.exit_ids:
+            os._exit(3)  # a hard crash, as a segfaulting driver would
+        if task.frame_id in self.fail_ids:
+            raise RuntimeError(f'injected failure on frame {task.frame_id}')
+        rng = np.random.default_rng(self.seed * 100003 + task.frame_id)
+        time.sleep(float(rng.uniform(0.0, self.max_latency_s)))
+        mean = float(frame.mean())
+        frame[0, 0] = 255 - frame[0, 0]  # drawn in place: the main process must see it
+        return Report(task.frame_id, self.worker, self.core_mask, os.getpid(), mean,
+                      frame.shape, tuple(sorted(os.sched_getaffinity(0))))
+
+
+@dataclass
+class RecordingFactory:
+    """Picklable factory for RecordingProcessor."""
+
+    max_latency_s: float = 0.0
+    fail_ids: Tuple[int, ...] = ()
+    exit_ids: Tuple[int, ...] = ()
+    seed: int = 0
+
+    def __call__(self, worker, core_mask):
+        """Build the processor inside the worker."""
+        return RecordingProcessor(worker, core_mask, self.max_latency_s, set(self.fail_ids),
+                                  set(self.exit_ids), self.seed)
+
+
+@dataclass
+class BrokenFactory:
+    """A factory whose processor cannot be built (like a model that fails to load)."""
+
+    message: str = 'model file /nonexistent.rknn not found'
+
+    def __call__(self, worker, core_mask):
+        """Fail the way a backend fails to load."""
+        raise FileNotFoundError(self.message)
+
+
+def make_frame(frame_id: int, width: int = 320, height: int = 180) -> np.ndarray:
+    """Return a frame whose uniform value encodes its id (so content can be checked)."""
+    return np.full((height, width, 3), frame_id % 200 + 20, np.uint8)
