@@ -29,14 +29,22 @@ import numpy as np
 from rk_yolo_ros.backends.base import Backend, BackendError
 from rk_yolo_ros.backends.factory import check_backend, create_backend
 from rk_yolo_ros.drawing import draw_detections
-from rk_yolo_ros.frame_processing import Detections, DetectionSettings, FrameProcessor, FrameTask
+from rk_yolo_ros.frame_processing import (Detections, DetectionSettings, FrameTask,
+                                          StagedFrameProcessor)
 from rk_yolo_ros.labels import label_for, load_labels
 from rk_yolo_ros.letterbox import Letterbox
 from rk_yolo_ros.yolo_decode import DecodeError, YoloDecoder
 
 
-class YoloDetector(FrameProcessor):
-    """Detect objects in 720p frames with a loaded backend; draw them into the frame."""
+class YoloDetector(StagedFrameProcessor):
+    """
+    Detect objects in 720p frames with a loaded backend; draw them into the frame.
+
+    Staged (see ``StagedFrameProcessor``): letterbox, inference, and decode + draw run on
+    separate worker threads, so one frame's CPU work overlaps the previous frame's inference.
+    """
+
+    INPUT_BUFFERS = 3  # one being prepared, one queued, one on the NPU
 
     def __init__(self, backend: Backend, names: Sequence[str], model_label: str = 'model',
                  decode_layout: Optional[str] = None, check_outputs: bool = True):
@@ -50,6 +58,9 @@ class YoloDetector(FrameProcessor):
         self.names = list(names)
         self.model_label = model_label
         self.letterbox = Letterbox(backend.input_size)
+        self._input_ring = [self.letterbox] + [Letterbox(backend.input_size)
+                                               for _ in range(self.INPUT_BUFFERS - 1)]
+        self._next_input = 0
         self.decoder = YoloDecoder(backend.input_size, layout=decode_layout)
         if check_outputs:
             width, height = backend.input_size
@@ -62,11 +73,22 @@ class YoloDetector(FrameProcessor):
         except DecodeError as error:
             raise DecodeError(f'{self.model_label}: {error}') from error
 
-    def process(self, frame: np.ndarray, task: FrameTask) -> Detections:
-        """Detect in the BGR frame, draw into it if asked, return boxes in source pixels."""
+    def prepare(self, frame: np.ndarray, task: FrameTask):
+        """Letterbox the frame into the next free model-input buffer."""
+        letterbox = self._input_ring[self._next_input]
+        self._next_input = (self._next_input + 1) % len(self._input_ring)
+        return letterbox(frame)
+
+    def infer(self, prepared):
+        """Run the backend on the letterboxed input."""
+        tensor, geometry = prepared
+        return self.backend.infer(tensor), geometry
+
+    def finish(self, frame: np.ndarray, task: FrameTask, inferred) -> Detections:
+        """Decode, draw into the frame if asked, return boxes in source pixels."""
+        outputs, geometry = inferred
         settings = task.settings if task.settings is not None else DetectionSettings()
-        tensor, geometry = self.letterbox(frame)
-        boxes, scores, class_ids = self._decode(self.backend.infer(tensor), settings)
+        boxes, scores, class_ids = self._decode(outputs, settings)
         frame_boxes = geometry.to_frame(boxes)
         if settings.draw:
             draw_detections(frame, frame_boxes, scores, class_ids, self.names)

@@ -84,3 +84,32 @@ class FrameProcessor(abc.ABC):
 
     def close(self) -> None:
         """Release what the processor holds; safe to call twice."""
+
+
+class StagedFrameProcessor(FrameProcessor):
+    """
+    A processor split in three so a worker can overlap frames.
+
+    A worker runs ``prepare`` (CPU: letterbox), ``infer`` (the accelerator: the NPU call, during
+    which other threads run) and ``finish`` (CPU: decode, draw) on three threads, so the CPU work
+    of neighbouring frames hides behind the current frame's inference and one worker keeps its
+    NPU core busy back to back. ``prepare`` of one frame may run while ``infer`` of the previous
+    one is still reading its input, so ``prepare`` must not reuse a buffer still in use (a ring
+    of three is enough: the worker holds at most three frames).
+    """
+
+    @abc.abstractmethod
+    def prepare(self, frame: np.ndarray, task: FrameTask) -> Any:
+        """Do the CPU work before inference; return what ``infer`` needs."""
+
+    @abc.abstractmethod
+    def infer(self, prepared: Any) -> Any:
+        """Run the model on what ``prepare`` returned."""
+
+    @abc.abstractmethod
+    def finish(self, frame: np.ndarray, task: FrameTask, inferred: Any) -> Any:
+        """Turn the inference output into the frame's result; draw into ``frame``."""
+
+    def process(self, frame: np.ndarray, task: FrameTask) -> Any:
+        """Run the three stages in a row."""
+        return self.finish(frame, task, self.infer(self.prepare(frame, task)))

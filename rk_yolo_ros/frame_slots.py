@@ -48,11 +48,17 @@ class SlotLayout:
     max_height: int
     max_width: int
     channels: int = 3
+    staging_bytes: int = 0  # room for a source frame the worker resizes (0: none)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of a slot's output-size frame area."""
+        return self.max_height * self.max_width * self.channels
 
     @property
     def slot_bytes(self) -> int:
-        """Bytes reserved per slot."""
-        return self.max_height * self.max_width * self.channels
+        """Bytes reserved per slot: the frame area, then the staging area."""
+        return self.frame_bytes + self.staging_bytes
 
 
 def _owner_pid(segment_name: str) -> int:
@@ -99,14 +105,20 @@ class FrameSlots:
         self._closed = False
 
     @classmethod
-    def create(cls, count: int, max_height: int, max_width: int, channels: int = 3):
-        """Create the block for ``count`` slots of max_height x max_width x channels bytes."""
+    def create(cls, count: int, max_height: int, max_width: int, channels: int = 3,
+               staging_bytes: int = 0):
+        """
+        Create the block for ``count`` slots of max_height x max_width x channels bytes.
+
+        ``staging_bytes`` adds a second area per slot where the main process can put an input
+        frame as it came, for the worker to resize (see ``PipelineConfig.staging_pixels``).
+        """
         if count < 1:
             raise ValueError(f'slot count must be >= 1, got {count}')
         if max_height < 1 or max_width < 1:
             raise ValueError(f'slot size must be positive, got {max_width}x{max_height}')
         name = f'{SEGMENT_PREFIX}{os.getpid()}_{secrets.token_hex(4)}'
-        layout = SlotLayout(name, count, max_height, max_width, channels)
+        layout = SlotLayout(name, count, max_height, max_width, channels, int(staging_bytes))
         shm = shared_memory.SharedMemory(name=name, create=True, size=count * layout.slot_bytes)
         return cls(layout, shm, owner=True)
 
@@ -125,6 +137,18 @@ class FrameSlots:
                              f'{layout.max_width}x{layout.max_height} slot')
         return np.ndarray((height, width, layout.channels), dtype=np.uint8,
                           buffer=self._shm.buf, offset=slot * layout.slot_bytes)
+
+    def staging_view(self, slot: int, height: int, width: int) -> np.ndarray:
+        """Return a writable (height, width, channels) uint8 view of a slot's staging area."""
+        layout = self.layout
+        if not 0 <= slot < layout.count:
+            raise IndexError(f'slot {slot} out of range 0..{layout.count - 1}')
+        if height * width * layout.channels > layout.staging_bytes:
+            raise ValueError(f'frame {width}x{height} does not fit the staging area '
+                             f'({layout.staging_bytes} bytes)')
+        return np.ndarray((height, width, layout.channels), dtype=np.uint8,
+                          buffer=self._shm.buf, offset=slot * layout.slot_bytes
+                          + layout.frame_bytes)
 
     def unlink(self) -> None:
         """Remove the block's name from /dev/shm (creator only); safe to call twice."""

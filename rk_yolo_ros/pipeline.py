@@ -60,6 +60,10 @@ class PipelineConfig:
     slots: Optional[int] = None  # default: 2 per worker + 3
     output_height: int = 720
     max_output_width: int = 1280  # frames wider than 16:9 are scaled to fit this width
+    # Inputs up to this many pixels are copied as they come into the slot's staging area and
+    # resized by the worker, off the main process (the one serial stage); larger inputs, or 0
+    # here, are resized by the main process. 1920x1080 covers the common cameras.
+    staging_pixels: int = 1920 * 1080
     core_masks: Sequence[int] = RKNN_CORE_MASKS
     cpu_affinity: Optional[Sequence[int]] = RK3588_BIG_CORES
     start_method: str = 'spawn'
@@ -69,8 +73,8 @@ class PipelineConfig:
     max_attempts: int = 2  # runs of one frame that may kill a worker before it is failed
 
     def slot_count(self) -> int:
-        """Return the number of frame slots to allocate."""
-        return self.slots if self.slots is not None else 2 * self.workers + 3
+        """Return the number of frame slots to allocate (a worker holds up to three frames)."""
+        return self.slots if self.slots is not None else 3 * self.workers + 2
 
 
 @dataclass
@@ -173,7 +177,8 @@ class FramePipeline:
         for warning in warnings:
             self._log.warning(warning)
         self._slots = FrameSlots.create(config.slot_count(), config.output_height,
-                                        config.max_output_width)
+                                        config.max_output_width,
+                                        staging_bytes=3 * max(0, config.staging_pixels))
         self._free_slots.extend(range(config.slot_count()))
         try:
             self._pool = WorkerPool(config.workers, self._factory, self._slots.layout,
@@ -229,13 +234,16 @@ class FramePipeline:
                     'all waiting for workers); the frame was not accepted')
             self._raise_if_unusable()
             slot = self._free_slots.popleft()
+        staged = None
         try:
-            view = self._slots.view(slot, height, width)
             if (width, height) == (source_width, source_height):
-                np.copyto(view, image)
+                np.copyto(self._slots.view(slot, height, width), image)
+            elif source_width * source_height <= self.config.staging_pixels:
+                np.copyto(self._slots.staging_view(slot, source_height, source_width), image)
+                staged = (source_height, source_width)  # the worker resizes it
             else:
-                cv2.resize(image, (width, height), dst=view, interpolation=cv2.INTER_LINEAR)
-            del view
+                cv2.resize(image, (width, height), dst=self._slots.view(slot, height, width),
+                           interpolation=cv2.INTER_LINEAR)
         except BaseException:
             with self._cond:  # not accepted: no id was assigned, the slot goes back
                 self._free_slots.append(slot)
@@ -253,7 +261,7 @@ class FramePipeline:
                                                  time.monotonic())
             self._stats.accepted += 1
             task = FrameTask(frame_id, (source_width, source_height), self.settings)
-            self._pool.submit(frame_id, (frame_id, slot, height, width, task))
+            self._pool.submit(frame_id, (frame_id, slot, height, width, task, staged))
         return frame_id
 
     def _raise_if_unusable(self) -> None:

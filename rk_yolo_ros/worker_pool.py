@@ -117,7 +117,7 @@ class WorkerPool:
     def __init__(self, workers: int, processor_factory: Callable[[int, int], Any],
                  layout: SlotLayout, core_masks: Sequence[int] = RKNN_CORE_MASKS,
                  cpus: Optional[Sequence[Optional[int]]] = None, start_method: str = 'spawn',
-                 max_in_flight: int = 2, max_restarts: int = 5, max_attempts: int = 2,
+                 max_in_flight: int = 3, max_restarts: int = 5, max_attempts: int = 2,
                  logger: Optional[logging.Logger] = None):
         """Describe the pool; nothing starts until ``start``."""
         if int(workers) < 1:
@@ -221,7 +221,12 @@ class WorkerPool:
         self._dispatch_pending()
 
     def _dispatch_pending(self) -> None:
-        """Send queued frames to ready workers with room (at most max_in_flight each)."""
+        """
+        Send queued frames to ready workers with room (at most max_in_flight each).
+
+        Three in flight let a staged worker prepare one frame and finish another while a third
+        is on the NPU.
+        """
         count = len(self.workers)
         while self._pending:
             best = None

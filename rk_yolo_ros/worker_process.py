@@ -12,38 +12,37 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-
 """
 The worker process: attach the slots, build the processor, process frames until told to stop.
 
 Messages are tuples on two one-way pipes per worker (tasks in, results out):
 
-- in:  ``(frame_id, slot, height, width, FrameTask)`` or ``None`` (stop);
+- in:  ``(frame_id, slot, height, width, FrameTask, staged)`` or ``None`` (stop); ``staged`` is
+  the (height, width) of a source frame waiting in the slot's staging area to be resized here;
 - out: ``('ready', index, pid, note)``, ``('init_error', index, pid, text)``,
   ``('done', index, frame_id, result, seconds)``, ``('error', index, frame_id, text, seconds)``.
 
-A worker never swallows a processing error: it goes back as an ``error`` message for that frame.
+A ``StagedFrameProcessor`` runs on three threads (intake + prepare, infer, finish + reply) so
+CPU work hides behind inference; any other processor runs frame by frame. Either way results go
+back in the order the frames came, and a processing error goes back as an ``error`` message for
+that frame, never swallowed.
 """
 
 import os
+import queue
 import signal
+import threading
 import time
 import traceback
 from typing import Any, Callable, Optional
 
+import cv2
+
 from rk_yolo_ros.cpu_affinity import pin_current_process
+from rk_yolo_ros.frame_processing import StagedFrameProcessor
 from rk_yolo_ros.frame_slots import FrameSlots, SlotLayout
 
 PARENT_CHECK_SECONDS = 0.5
-
-
-def _limit_cpu_threads() -> None:
-    """Keep each worker to one OpenCV thread: workers are pinned, one per core."""
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
 
 
 def run_worker(index: int, core_mask: int, cpu: Optional[int], layout: SlotLayout,
@@ -52,7 +51,7 @@ def run_worker(index: int, core_mask: int, cpu: Optional[int], layout: SlotLayou
     """Worker process entry point (a module-level function so every start method can run it)."""
     # Ctrl-C reaches the whole process group; the main process decides how to stop us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _limit_cpu_threads()
+    cv2.setNumThreads(1)  # one core per worker: OpenCV's thread pool would only contend
     note = ''
     if cpu is not None:
         try:
@@ -69,7 +68,11 @@ def run_worker(index: int, core_mask: int, cpu: Optional[int], layout: SlotLayou
             result_conn.send(('init_error', index, os.getpid(), traceback.format_exc()))
             return
         result_conn.send(('ready', index, os.getpid(), note))
-        _serve(index, slots, processor, task_conn, result_conn, parent_pid)
+        worker = _Worker(index, slots, processor, task_conn, result_conn, parent_pid)
+        if isinstance(processor, StagedFrameProcessor):
+            worker.serve_staged()
+        else:
+            worker.serve()
     except (BrokenPipeError, EOFError, ConnectionResetError):
         pass  # the main process is gone; exit quietly, it reports what it lost
     finally:
@@ -78,24 +81,113 @@ def run_worker(index: int, core_mask: int, cpu: Optional[int], layout: SlotLayou
         slots.close()
 
 
-def _serve(index, slots, processor, task_conn, result_conn, parent_pid) -> None:
-    """Process tasks until the stop sentinel, or until the parent process is gone."""
-    while True:
-        while not task_conn.poll(PARENT_CHECK_SECONDS):
-            if os.getppid() != parent_pid:
+def _error_text(exc: BaseException) -> str:
+    """Format a processing error for the main process's log and the frame's status."""
+    return f'{type(exc).__name__}: {exc}\n{traceback.format_exc()}'
+
+
+class _Worker:
+    """The loops of one worker process."""
+
+    def __init__(self, index, slots, processor, task_conn, result_conn, parent_pid):
+        """Keep what the loops need."""
+        self.index, self.slots, self.processor = index, slots, processor
+        self.task_conn, self.result_conn, self.parent_pid = task_conn, result_conn, parent_pid
+
+    def next_task(self):
+        """Return the next task, or None on the stop sentinel or when the parent is gone."""
+        while not self.task_conn.poll(PARENT_CHECK_SECONDS):
+            if os.getppid() != self.parent_pid:
+                return None
+        return self.task_conn.recv()
+
+    def frame_for(self, message):
+        """Return the frame's output-size view, resizing a staged source into it first."""
+        _, slot, height, width, _, staged = message
+        frame = self.slots.view(slot, height, width)
+        if staged is not None:
+            source = self.slots.staging_view(slot, staged[0], staged[1])
+            cv2.resize(source, (width, height), dst=frame, interpolation=cv2.INTER_LINEAR)
+        return frame
+
+    def reply(self, frame_id, ok, payload, started):
+        """Send one frame's result (or error text) to the main process."""
+        kind = 'done' if ok else 'error'
+        self.result_conn.send((kind, self.index, frame_id, payload, time.perf_counter() - started))
+
+    def serve(self) -> None:
+        """Process frames one at a time until told to stop."""
+        while True:
+            message = self.next_task()
+            if message is None:
                 return
-        message = task_conn.recv()
-        if message is None:
-            return
-        frame_id, slot, height, width, task = message
-        frame = slots.view(slot, height, width)
-        started = time.perf_counter()
-        try:
-            result = processor.process(frame, task)
-        except Exception as exc:
-            text = f'{type(exc).__name__}: {exc}\n{traceback.format_exc()}'
-            result_conn.send(('error', index, frame_id, text, time.perf_counter() - started))
-        else:
-            result_conn.send(('done', index, frame_id, result, time.perf_counter() - started))
-        finally:
-            del frame
+            started = time.perf_counter()
+            try:
+                result = self.processor.process(self.frame_for(message), message[4])
+            except Exception as exc:
+                self.reply(message[0], False, _error_text(exc), started)
+            else:
+                self.reply(message[0], True, result, started)
+
+    def serve_staged(self) -> None:
+        """Overlap frames on three threads: intake + prepare, infer, finish + reply."""
+        to_infer = queue.Queue(maxsize=1)
+        to_finish = queue.Queue(maxsize=1)
+        failure = []  # an intake thread's unexpected exception, re-raised here
+
+        def intake():
+            try:
+                while True:
+                    message = self.next_task()
+                    if message is None:
+                        return
+                    started = time.perf_counter()
+                    try:
+                        frame = self.frame_for(message)
+                        to_infer.put((message, frame, started,
+                                      self.processor.prepare(frame, message[4]), None))
+                    except Exception as exc:
+                        to_infer.put((message, None, started, None, _error_text(exc)))
+            except BaseException as exc:  # a broken pipe: let the main thread end the process
+                failure.append(exc)
+            finally:
+                to_infer.put(None)
+
+        def infer():
+            while True:
+                item = to_infer.get()
+                if item is None:
+                    to_finish.put(None)
+                    return
+                message, frame, started, prepared, error = item
+                inferred = None
+                if error is None:
+                    try:
+                        inferred = self.processor.infer(prepared)
+                    except Exception as exc:
+                        error = _error_text(exc)
+                to_finish.put((message, frame, started, inferred, error))
+
+        threads = [threading.Thread(target=intake, name='intake', daemon=True),
+                   threading.Thread(target=infer, name='infer', daemon=True)]
+        for thread in threads:
+            thread.start()
+        while True:
+            item = to_finish.get()
+            if item is None:
+                break
+            message, frame, started, inferred, error = item
+            if error is None:
+                try:
+                    result = self.processor.finish(frame, message[4], inferred)
+                except Exception as exc:
+                    error = _error_text(exc)
+            if error is None:
+                self.reply(message[0], True, result, started)
+            else:
+                self.reply(message[0], False, error, started)
+            del frame, item
+        for thread in threads:
+            thread.join()
+        if failure:
+            raise failure[0]

@@ -17,12 +17,13 @@
 
 from dataclasses import dataclass
 import os
+import threading
 import time
 from typing import Tuple
 
 import numpy as np
 
-from rk_yolo_ros.frame_processing import FrameProcessor
+from rk_yolo_ros.frame_processing import FrameProcessor, StagedFrameProcessor
 
 
 @dataclass
@@ -74,6 +75,48 @@ class RecordingFactory:
         """Build the processor inside the worker."""
         return RecordingProcessor(worker, core_mask, self.max_latency_s, set(self.fail_ids),
                                   set(self.exit_ids), self.seed)
+
+
+class StagedRecordingProcessor(StagedFrameProcessor):
+    """Record which thread ran each stage and in what order; fail in a chosen stage."""
+
+    def __init__(self, worker, core_mask, latency_s, fail_stage):
+        """Keep the settings of its factory."""
+        self.worker, self.core_mask = worker, core_mask
+        self.latency_s, self.fail_stage = latency_s, fail_stage
+
+    def _maybe_fail(self, stage, frame_id):
+        if self.fail_stage.get(frame_id) == stage:
+            raise ValueError(f'injected {stage} failure on frame {frame_id}')
+
+    def prepare(self, frame, task):
+        """Read the frame as the worker resized it."""
+        self._maybe_fail('prepare', task.frame_id)
+        return task.frame_id, float(frame.mean()), threading.current_thread().name
+
+    def infer(self, prepared):
+        """Sleep like an NPU call."""
+        self._maybe_fail('infer', prepared[0])
+        time.sleep(self.latency_s)
+        return prepared + (threading.current_thread().name,)
+
+    def finish(self, frame, task, inferred):
+        """Mark the frame and report."""
+        self._maybe_fail('finish', task.frame_id)
+        frame[0, 0] = 255 - frame[0, 0]
+        return inferred + (threading.current_thread().name, frame.shape)
+
+
+@dataclass
+class StagedFactory:
+    """Picklable factory for StagedRecordingProcessor."""
+
+    latency_s: float = 0.0
+    fail_stage: Tuple[Tuple[int, str], ...] = ()
+
+    def __call__(self, worker, core_mask):
+        """Build the processor inside the worker."""
+        return StagedRecordingProcessor(worker, core_mask, self.latency_s, dict(self.fail_stage))
 
 
 @dataclass

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 
-from pipeline_helpers import BrokenFactory, make_frame, RecordingFactory
+from pipeline_helpers import BrokenFactory, make_frame, RecordingFactory, StagedFactory
 import pytest
 
 from rk_yolo_ros.frame_slots import SEGMENT_PREFIX
@@ -240,3 +240,59 @@ def test_submit_from_several_threads_gives_unique_ordered_ids():
             thread.join()
         assert pipeline.flush(timeout=30)
     assert [f.frame_id for f in collector.frames] == list(range(40))
+
+
+@pytest.mark.parametrize('staging_pixels', [0, 1920 * 1080])
+def test_staged_processor_overlaps_stages_and_keeps_order(staging_pixels):
+    """
+    A staged processor runs its stages on three threads; errors in any stage stay per frame.
+
+    With staging the worker resizes the source; without it the main process does. Either way
+    the frame reaches the processor at the output size with its content.
+    """
+    collector = Collector()
+    failures = ((3, 'prepare'), (6, 'infer'), (9, 'finish'))
+    config = small_config(workers=2, staging_pixels=staging_pixels)
+    with FramePipeline(config, StagedFactory(latency_s=0.01, fail_stage=failures),
+                       collector) as pipeline:
+        for index in range(20):
+            pipeline.submit(make_frame(index, width=640, height=360))
+        assert pipeline.flush(timeout=30)
+    assert [f.frame_id for f in collector.frames] == list(range(20))
+    failed = {f.frame_id: f.error for f in collector.frames if f.status == 'error'}
+    assert sorted(failed) == [3, 6, 9]
+    assert 'injected infer failure on frame 6' in failed[6]
+    for frame in collector.frames:
+        if frame.status != 'ok':
+            continue
+        frame_id, mean, prepare_thread, infer_thread, finish_thread, shape = frame.result
+        assert frame_id == frame.frame_id and shape == (180, 320, 3)
+        assert mean == pytest.approx(frame.frame_id % 200 + 20)
+        assert (prepare_thread, infer_thread, finish_thread) == ('intake', 'infer', 'MainThread')
+        assert collector.first_pixels[frame.frame_id] == 255 - (frame.frame_id % 200 + 20)
+
+
+def test_workers_are_pinned_to_available_cpus_and_warn_otherwise(caplog):
+    """Listed CPUs the machine has are used one per worker; missing ones only warn."""
+    cpus = sorted(os.sched_getaffinity(0))
+    collector = Collector()
+    wanted = [cpus[0], 4096]
+    with caplog.at_level(logging.WARNING):
+        with FramePipeline(small_config(workers=2, cpu_affinity=wanted), RecordingFactory(),
+                           collector) as pipeline:
+            run_frames(pipeline, 6)
+    by_worker = {f.worker: f.result.cpus for f in collector.frames}
+    assert by_worker[0] == (cpus[0],)
+    assert by_worker[1] == tuple(cpus)
+    assert 'worker 1: CPU 4096 is not available' in caplog.text
+
+
+@pytest.mark.parametrize('start_method', ['fork', 'forkserver'])
+def test_other_start_methods_work(start_method):
+    """The start method is explicit; fork and forkserver deliver the same in-order output."""
+    collector = Collector()
+    with FramePipeline(small_config(workers=2, start_method=start_method),
+                       RecordingFactory(max_latency_s=0.01), collector) as pipeline:
+        run_frames(pipeline, 10)
+    assert [f.frame_id for f in collector.frames] == list(range(10))
+    assert all(f.status == 'ok' for f in collector.frames)
