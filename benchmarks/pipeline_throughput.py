@@ -26,7 +26,6 @@ JSON.
 import argparse
 import json
 import logging
-import os
 import platform
 import sys
 import time
