@@ -24,16 +24,26 @@ fi
 EXTRAS=onnx,bag,test
 "$VENV/bin/python" -c 'import cv2' 2>/dev/null || EXTRAS=$EXTRAS,opencv
 echo "run_tests: installing rk_yolo_ros[$EXTRAS] into $VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "numpy<2" -e ".[$EXTRAS]"
+mkdir -p "$ROOT/log"
+if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy<2" -e ".[$EXTRAS]" \
+    >"$ROOT/log/pip-install.log" 2>&1; then
+  tail -n 30 "$ROOT/log/pip-install.log"
+  echo "run_tests: pip install failed (full log: $ROOT/log/pip-install.log)" >&2
+  exit 1
+fi
 "$VENV/bin/python" -m rk_yolo_ros.demo_assets \
   || echo "run_tests: some demo assets could not be fetched; the tests that need them skip"
 
 if [ -n "${ROS_DISTRO:-}" ]; then
   echo "run_tests: colcon build (overlay in $ROOT/build, $ROOT/install)"
   # colcon runs under the venv's python so the installed executables use the venv.
-  "$VENV/bin/python" -m colcon build --symlink-install --base-paths "$ROOT" \
-    --build-base "$ROOT/build" --install-base "$ROOT/install" --log-base "$ROOT/log" \
-    --event-handlers console_direct- >/dev/null
+  if ! "$VENV/bin/python" -m colcon --log-base "$ROOT/log/colcon" build --symlink-install \
+      --base-paths "$ROOT" --build-base "$ROOT/build" --install-base "$ROOT/install" \
+      >"$ROOT/log/colcon-build.log" 2>&1; then
+    tail -n 30 "$ROOT/log/colcon-build.log"
+    echo "run_tests: colcon build failed (full log: $ROOT/log/colcon-build.log)" >&2
+    exit 1
+  fi
   set +u
   # shellcheck disable=SC1091
   source "$ROOT/install/setup.bash"
