@@ -29,6 +29,11 @@ from rk_yolo_ros.pipeline import (BackpressureTimeout, FramePipeline, output_siz
                                   PipelineConfig, PipelineError)
 from rk_yolo_ros.worker_pool import WorkerStartError
 
+# launch_testing's pytest plugin makes loggers created after it non-propagating (launch's
+# LaunchLogger), which would hide our records from caplog; give the pipelines a logger that does.
+LOGGER = logging.getLogger('rk_yolo_ros_test_pipeline')
+LOGGER.propagate = True
+
 
 def our_segments():
     """Return this process's shared-memory segments in /dev/shm."""
@@ -144,7 +149,7 @@ def test_worker_exception_yields_error_frame_in_order(caplog):
     collector = Collector()
     with caplog.at_level(logging.ERROR):
         with FramePipeline(small_config(workers=2), RecordingFactory(fail_ids=(5, 9)),
-                           collector) as pipeline:
+                           collector, logger=LOGGER) as pipeline:
             run_frames(pipeline, 15)
             stats = pipeline.stats()
     assert [f.frame_id for f in collector.frames] == list(range(15))
@@ -169,7 +174,7 @@ def test_sigkill_of_a_worker_mid_stream_is_recovered(caplog):
             os.kill(victim['pid'], signal.SIGKILL)
 
     pipeline = FramePipeline(small_config(), RecordingFactory(max_latency_s=0.03, seed=3),
-                             on_frame)
+                             on_frame, logger=LOGGER)
     with caplog.at_level(logging.WARNING):
         with pipeline:
             run_frames(pipeline, 50)
@@ -279,7 +284,7 @@ def test_workers_are_pinned_to_available_cpus_and_warn_otherwise(caplog):
     wanted = [cpus[0], 4096]
     with caplog.at_level(logging.WARNING):
         with FramePipeline(small_config(workers=2, cpu_affinity=wanted), RecordingFactory(),
-                           collector) as pipeline:
+                           collector, logger=LOGGER) as pipeline:
             run_frames(pipeline, 6)
     by_worker = {f.worker: f.result.cpus for f in collector.frames}
     assert by_worker[0] == (cpus[0],)
