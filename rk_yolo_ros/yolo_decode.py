@@ -213,8 +213,9 @@ class YoloDecoder:
             return members[box_pos][0], rest[0][0], None
         ones = [m for m in rest if m[1] == 1]
         if not ones:
-            raise DecodeError(f'stride {stride} has three outputs with channels {channels} but '
-                              f'none with 1 channel; {expected}')
+            raise DecodeError(f'stride {stride} has three outputs with channels {channels} '
+                              f'(shapes {_describe([shapes[i] for i, _ in members])}) but none '
+                              f'with 1 channel; {expected}')
         score_sum = ones[-1]  # with nc == 1 the earlier 1-channel tensor is the class tensor
         cls = [m for m in rest if m is not score_sum][0]
         return members[box_pos][0], cls[0], score_sum[0]

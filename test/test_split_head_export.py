@@ -73,3 +73,35 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     corrupt.write_bytes(b'not a protobuf at all')
     with pytest.raises(SplitHeadExportError, match='corrupt.onnx'):
         export_split_heads(corrupt, tmp_path / 'out.onnx')
+
+
+def _letterboxed(image_path):
+    import cv2
+    from rk_yolo_ros.letterbox import Letterbox
+    canvas, _ = Letterbox((640, 640))(cv2.imread(str(image_path)))
+    return np.ascontiguousarray(canvas.transpose(0, 3, 1, 2), np.float32) / 255.0
+
+
+@pytest.mark.parametrize('conf', [0.1, 0.25, 0.5])
+def test_split_head_decode_matches_the_original_model(demo_model, split_head_model,
+                                                      demo_images, conf):
+    from rk_yolo_ros.frame_processing import DetectionSettings
+    from rk_yolo_ros.yolo_decode import YoloDecoder
+    settings = DetectionSettings(conf_threshold=conf)
+    for image_path in demo_images:
+        tensor = _letterboxed(image_path)
+        _, single = _run(demo_model, tensor)
+        _, split = _run(split_head_model, tensor)
+        decoder = YoloDecoder((640, 640))
+        assert decoder.family(single) == 'ultralytics' and decoder.family(split) == 'rknn_split'
+        expected = decoder.decode(single, settings)
+        assert len(expected[1]) >= 1
+        order = np.random.default_rng(int(conf * 100)).permutation(len(split))
+        shuffled = [split[i] for i in order]
+        variants = [split, shuffled,
+                    [np.ascontiguousarray(o.transpose(0, 2, 3, 1)) for o in shuffled]]
+        for outputs in variants:
+            boxes, scores, class_ids = YoloDecoder((640, 640)).decode(outputs, settings)
+            assert class_ids.tolist() == expected[2].tolist()
+            np.testing.assert_allclose(scores, expected[1], atol=1e-5)
+            np.testing.assert_allclose(boxes, expected[0], atol=0.05)
