@@ -145,3 +145,10 @@ def summary(reference, demo_model, demo_images):
                      'max_score_diff': float(np.max([p[1] for p in pairs]))})
     detector.close()
     return rows
+
+
+if __name__ == '__main__':
+    # Print the comparison numbers: PYTHONPATH=. python test/test_accuracy.py
+    from rk_yolo_ros import demo_assets
+    print(json.dumps(summary(json.loads(FIXTURE.read_text()), demo_assets.fetch_model(),
+                             demo_assets.fetch_images()), indent=1))

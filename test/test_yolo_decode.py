@@ -19,6 +19,7 @@ import itertools
 import numpy as np
 import pytest
 
+from rk_yolo_ros import yolo_decode
 from rk_yolo_ros.frame_processing import DetectionSettings
 from rk_yolo_ros.yolo_decode import DecodeError, nms_per_class, YoloDecoder
 
@@ -185,8 +186,11 @@ def _reference_nms(boxes, scores, class_ids, iou_threshold):
     return sorted(keep, key=lambda i: -scores[i])
 
 
-@pytest.mark.parametrize('seed,iou', itertools.product(range(5), (0.3, 0.45, 0.7)))
-def test_nms_matches_an_independent_reference(seed, iou):
+@pytest.mark.parametrize('seed,iou,dense',
+                         itertools.product(range(5), (0.3, 0.45, 0.7), (True, False)))
+def test_nms_matches_an_independent_reference(seed, iou, dense, monkeypatch):
+    if not dense:  # force the path used for more than DENSE_NMS_LIMIT candidates
+        monkeypatch.setattr(yolo_decode, 'DENSE_NMS_LIMIT', 0)
     rng = np.random.default_rng(seed)
     corners = rng.uniform(0, 200, (150, 2))
     boxes = np.concatenate([corners, corners + rng.uniform(10, 80, (150, 2))], 1)
