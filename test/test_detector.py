@@ -143,3 +143,12 @@ def test_emulated_backend_through_the_factory():
         result = detector.process(frame, FrameTask(0, (1920, 1080), DetectionSettings()))
         assert len(result) > 0 and all(label for label in result.labels)
         assert (result.boxes[:, 0::2] <= 1920).all() and (result.boxes[:, 1::2] <= 1080).all()
+
+
+def test_class_count_mismatch_is_reported(demo_model, tmp_path):
+    labels = tmp_path / 'three.txt'
+    labels.write_text('a\nb\nc\n')
+    factory = YoloDetectorFactory(model_path=str(demo_model), backend='onnx',
+                                  labels_file=str(labels))
+    with pytest.warns(UserWarning, match='best_fp16.onnx has 2 classes but 3 class names'):
+        factory(0, 1).close()
