@@ -105,3 +105,15 @@ def test_split_head_decode_matches_the_original_model(demo_model, split_head_mod
             assert class_ids.tolist() == expected[2].tolist()
             np.testing.assert_allclose(scores, expected[1], atol=1e-5)
             np.testing.assert_allclose(boxes, expected[0], atol=0.05)
+
+
+def test_node_names_do_not_matter(demo_model, split_head_model, tmp_path):
+    model = onnx.load(str(demo_model))
+    for index, node in enumerate(model.graph.node):
+        node.name = f'n{len(model.graph.node) - index}'  # nothing like '/model.22/...'
+    renamed = tmp_path / 'renamed.onnx'
+    onnx.save(model, str(renamed))
+    exported = export_split_heads(renamed, tmp_path / 'renamed_split.onnx')
+    tensor = np.random.default_rng(0).random((1, 3, 640, 640), np.float32)
+    for ours, reference in zip(_run(exported, tensor)[1], _run(split_head_model, tensor)[1]):
+        np.testing.assert_allclose(ours, reference, atol=1e-5)
