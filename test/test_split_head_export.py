@@ -15,6 +15,8 @@
 
 """Tests for the split-head export on the real Ultralytics ONNX model."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -24,8 +26,13 @@ ort = pytest.importorskip('onnxruntime')
 from rk_yolo_ros.split_head_export import export_split_heads, SplitHeadExportError  # noqa: E402
 
 
+@functools.lru_cache(maxsize=None)
+def _session(path):
+    return ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+
 def _run(path, image):
-    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    session = _session(str(path))
     name = session.get_inputs()[0].name
     return session, session.run(None, {name: image})
 
@@ -82,16 +89,22 @@ def _letterboxed(image_path):
     return np.ascontiguousarray(canvas.transpose(0, 3, 1, 2), np.float32) / 255.0
 
 
+@pytest.fixture(scope='module')
+def both_outputs(demo_model, split_head_model, demo_images):
+    """Return (single-output, split-head outputs) of the real model for each demo image."""
+    pairs = []
+    for image_path in demo_images:
+        tensor = _letterboxed(image_path)
+        pairs.append((_run(demo_model, tensor)[1], _run(split_head_model, tensor)[1]))
+    return pairs
+
+
 @pytest.mark.parametrize('conf', [0.1, 0.25, 0.5])
-def test_split_head_decode_matches_the_original_model(demo_model, split_head_model,
-                                                      demo_images, conf):
+def test_split_head_decode_matches_the_original_model(both_outputs, conf):
     from rk_yolo_ros.frame_processing import DetectionSettings
     from rk_yolo_ros.yolo_decode import YoloDecoder
     settings = DetectionSettings(conf_threshold=conf)
-    for image_path in demo_images:
-        tensor = _letterboxed(image_path)
-        _, single = _run(demo_model, tensor)
-        _, split = _run(split_head_model, tensor)
+    for single, split in both_outputs:
         decoder = YoloDecoder((640, 640))
         assert decoder.family(single) == 'ultralytics' and decoder.family(split) == 'rknn_split'
         expected = decoder.decode(single, settings)
