@@ -64,10 +64,10 @@ def match(reference, ours):
 
 
 def detect_like_the_pipeline(detector, image, settings):
-    """Resize to 720 rows (the intake), then run the detector with the original size."""
+    """Resize to 720 rows as the intake does, then run the detector with the original size."""
     height, width = image.shape[:2]
     frame = cv2.resize(image, (int(round(width * 720 / height)), 720),
-                       interpolation=cv2.INTER_AREA)
+                       interpolation=cv2.INTER_LINEAR)  # as the intake does
     return detector.process(frame, FrameTask(0, (width, height), settings))
 
 
@@ -152,3 +152,30 @@ if __name__ == '__main__':
     from rk_yolo_ros import demo_assets
     print(json.dumps(summary(json.loads(FIXTURE.read_text()), demo_assets.fetch_model(),
                              demo_assets.fetch_images()), indent=1))
+
+
+def test_full_pipeline_detections_match_ultralytics(reference, demo_model, demo_images):
+    """The whole pipeline (intake, shared memory, 2 workers, reorder) matches the reference."""
+    from rk_yolo_ros.pipeline import FramePipeline, PipelineConfig
+
+    settings_ref = reference['settings']
+    released = []
+    factory = YoloDetectorFactory(model_path=str(demo_model), backend='onnx')
+    config = PipelineConfig(workers=2, cpu_affinity=None)
+    paths = {p.name: p for p in demo_images}
+    with FramePipeline(config, factory, released.append) as pipeline:
+        pipeline.settings = DetectionSettings(
+            conf_threshold=settings_ref['conf_threshold'],
+            iou_threshold=settings_ref['iou_threshold'],
+            max_detections=settings_ref['max_detections'])
+        for expected in reference['images']:
+            pipeline.submit(cv2.imread(str(paths[expected['image']])), meta=expected)
+        assert pipeline.flush(timeout=120)
+    assert [frame.status for frame in released] == ['ok'] * len(reference['images'])
+    for frame in released:
+        expected, ours = frame.meta, frame.result
+        assert list(frame.source_size) == expected['size']
+        assert len(ours) == len(expected['scores']), expected['image']
+        pairs = match(expected, ours)
+        assert min(p[0] for p in pairs) >= MIN_IOU, (expected['image'], pairs)
+        assert max(p[1] for p in pairs) <= MAX_SCORE_DIFF, (expected['image'], pairs)
