@@ -49,7 +49,8 @@ def draw_detections(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
     for (x1, y1, x2, y2), score, class_id in zip(corners.tolist(), scores.tolist(),
                                                  class_ids.tolist()):
         color = _PALETTE[class_id % len(_PALETTE)]
-        cv2.rectangle(frame, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        # LINE_8: axis-aligned boxes gain nothing from anti-aliasing, which costs 4x the time
+        cv2.rectangle(frame, (x1, y1), (x2, y2), color, thickness, cv2.LINE_8)
         text = f'{label_for(names, class_id)} {score:.2f}'
         (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
                                                      font_scale, thickness)
@@ -59,4 +60,4 @@ def draw_detections(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
         cv2.rectangle(frame, (left, top), (left + text_w, top + text_h + baseline), color,
                       cv2.FILLED)
         cv2.putText(frame, text, (left, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    (255, 255, 255), thickness, cv2.LINE_AA)
+                    (255, 255, 255), thickness, cv2.LINE_8)
