@@ -273,30 +273,41 @@ class FramePipeline:
 
     # ------------------------------------------------------------------------------ output
     def _collect_loop(self) -> None:
-        """Collector thread: wait for worker messages and release frames in order."""
-        while True:
+        """Collector thread: run ``_collect_once`` until closed; a bug here fails loudly."""
+        try:
+            while self._collect_once():
+                pass
+        except BaseException as exc:
+            self._log.exception('the result collector failed')
             with self._cond:
-                if self._state == 'closed' or self._pool is None:
-                    return
-                objects = self._pool.wait_objects()
-            if not objects:
-                time.sleep(COLLECT_POLL_SECONDS)
-                ready = []
-            else:
-                ready = wait_for_objects(objects, COLLECT_POLL_SECONDS)
-            with self._cond:
-                if self._state == 'closed':
-                    return
-                events = self._pool.collect(ready)
-                released = []
-                for event in events:
-                    released.extend(self._reorder.push(event.frame_id, event))
-                if not self._pool.has_workers() and not self._fatal:
-                    self._fatal = 'every worker process has died and none could be restarted'
-                    self._log.error(self._fatal)
-                    self._cond.notify_all()
-            for frame_id, event in released:
-                self._release(frame_id, event)
+                self._fatal = f'the result collector failed: {type(exc).__name__}: {exc}'
+                self._cond.notify_all()
+
+    def _collect_once(self) -> bool:
+        """Wait for worker messages once and release what is ready; False when closed."""
+        with self._cond:
+            if self._state == 'closed' or self._pool is None:
+                return False
+            objects = self._pool.wait_objects()
+        if not objects:
+            time.sleep(COLLECT_POLL_SECONDS)
+            ready = []
+        else:
+            ready = wait_for_objects(objects, COLLECT_POLL_SECONDS)
+        with self._cond:
+            if self._state == 'closed':
+                return False
+            events = self._pool.collect(ready)
+            released = []
+            for event in events:
+                released.extend(self._reorder.push(event.frame_id, event))
+            if not self._pool.has_workers() and not self._fatal:
+                self._fatal = 'every worker process has died and none could be restarted'
+                self._log.error(self._fatal)
+                self._cond.notify_all()
+        for frame_id, event in released:
+            self._release(frame_id, event)
+        return True
 
     def _release(self, frame_id: int, event: Optional[PoolEvent]) -> None:
         """Hand one frame to on_frame, then free its slot (called in frame order)."""
