@@ -27,18 +27,21 @@
 #   RKNN_TOOLKIT_VERSION  rknn-toolkit2 release (default 2.5.0)
 #   RK_YOLO_TORCH_VERSION torch release (default 2.13.0, the CPU wheel; never a CUDA build)
 #   RK_YOLO_TORCH_INDEX   extra pip index holding CPU torch wheels, where pip has none locally
+#   RK_YOLO_TORCHVISION_PIN  torchvision requirement for --with-ultralytics (default ==0.28.0)
 set -euo pipefail
 
 ENV_DIR="${RK_YOLO_RKNN_ENV:-${HOME}/.cache/rk_yolo_ros/rknn-toolkit2-venv}"
 TOOLKIT_VERSION="${RKNN_TOOLKIT_VERSION:-2.5.0}"
 TORCH_VERSION="${RK_YOLO_TORCH_VERSION:-2.13.0}"
+# torchvision releases pin one torch release each (0.28.0 <-> torch 2.13.0).
+TORCHVISION_PIN="${RK_YOLO_TORCHVISION_PIN:-==0.28.0}"
 WITH_ULTRALYTICS=0
 FORCE=0
 for arg in "$@"; do
   case "${arg}" in
     --with-ultralytics) WITH_ULTRALYTICS=1 ;;
     --force) FORCE=1 ;;
-    -h|--help) sed -n '15,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '16,30p' "$0"; exit 0 ;;
     *) echo "setup_rknn_toolkit.sh: unknown option '${arg}' (expected --with-ultralytics, --force)" >&2
        exit 2 ;;
   esac
@@ -94,18 +97,15 @@ protobuf==4.25.4
 onnx==1.17.0
 onnxruntime==1.19.2
 opencv-python-headless==4.10.0.84
-setuptools<70
 PINS
 say "pins: $(tr '\n' ' ' < "${CONSTRAINTS}")"
 
-say "installing setuptools<70, wheel"
-"${PIP[@]}" install -q "setuptools<70" wheel
 say "installing torch==${TORCH_VERSION} (CPU build)"
 # A plain PyPI torch on Linux x86_64 is the CUDA build (GBs of nvidia-* wheels); where no local
 # CPU wheel is on pip's find-links, point RK_YOLO_TORCH_INDEX at a CPU wheel index.
 TORCH_INDEX=()
 if [ -n "${RK_YOLO_TORCH_INDEX:-}" ]; then TORCH_INDEX=(--extra-index-url "${RK_YOLO_TORCH_INDEX}"); fi
-"${PIP[@]}" install -q -c "${CONSTRAINTS}" "torch==${TORCH_VERSION}" "${TORCH_INDEX[@]}"
+"${PIP[@]}" install -q "torch==${TORCH_VERSION}" "${TORCH_INDEX[@]}"
 say "installing the toolkit's requirements"
 "${PIP[@]}" install -q -c "${CONSTRAINTS}" numpy protobuf onnx onnxruntime \
   opencv-python-headless "psutil>=5.9.0" "ruamel.yaml>=0.17.21" "scipy>=1.9.3" \
@@ -113,12 +113,26 @@ say "installing the toolkit's requirements"
 say "installing rknn-toolkit2==${TOOLKIT_VERSION} (--no-deps)"
 "${PIP[@]}" install -q --no-deps "rknn-toolkit2==${TOOLKIT_VERSION}"
 if [ "${WITH_ULTRALYTICS}" = 1 ]; then
+  # --no-deps: ultralytics asks for opencv-python, which would clash with the headless OpenCV
+  # above (same cv2 package); its other requirements are installed under the same pins.
   say "installing ultralytics (for 'rk-yolo export MODEL.pt')"
-  "${PIP[@]}" install -q -c "${CONSTRAINTS}" ultralytics
+  "${PIP[@]}" install -q --no-deps ultralytics
+  "${PIP[@]}" install -q -c "${CONSTRAINTS}" "torchvision${TORCHVISION_PIN}" matplotlib pillow \
+    pyyaml requests polars ultralytics-thop
 fi
+# rknn-toolkit2 imports pkg_resources, which new setuptools dropped; torch's metadata asks for
+# setuptools>=77 but only its C++-extension builder uses it, which conversion never calls.
+# pip reports that conflict below; it is expected.
+say "pinning setuptools<70 (the toolkit needs pkg_resources; pip's torch/setuptools notice is expected)"
+"${PIP[@]}" install -q "setuptools<70" 2>&1 | grep -v "^WARNING: Location" || true
 
 say "checking: from rknn.api import RKNN"
 "${ENV_DIR}/bin/python" -c 'import pkg_resources, numpy, torch; from rknn.api import RKNN; print("numpy", numpy.__version__, "torch", torch.__version__)'
+if [ "${WITH_ULTRALYTICS}" = 1 ]; then
+  say "checking: import ultralytics (a torchvision::nms notice from the CPU torch is harmless)"
+  YOLO_CONFIG_DIR="${ENV_DIR}/ultralytics_settings" "${ENV_DIR}/bin/python" -c \
+    'import ultralytics; print("ultralytics", ultralytics.__version__)' 2>&1 | tail -1
+fi
 echo "${WANT_STAMP}" > "${STAMP}"
 END=$(date +%s)
 SIZE="$(du -sh "${ENV_DIR}" | cut -f1)"

@@ -95,6 +95,6 @@ def test_pt_without_ultralytics_says_how_to_export(tmp_path, monkeypatch):
     monkeypatch.setenv('RK_YOLO_RKNN_ENV', str(tmp_path / 'no-toolkit-env'))
     weights = tmp_path / 'yolov8n.pt'
     weights.write_bytes(b'pickle')
-    with pytest.raises(ModelToolError, match=r'needs ultralytics and torch.*yolo export '
-                       r'model=MODEL\.pt format=onnx'):
+    with pytest.raises(ModelToolError, match=r'needs ultralytics and torch.*'
+                       r'setup_rknn_toolkit\.sh --with-ultralytics'):
         export_model(weights, log=lambda line: None)

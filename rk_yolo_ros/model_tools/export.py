@@ -19,11 +19,14 @@ An Ultralytics detection ONNX ends in one (1, 4 + classes, 8400) tensor; on the 
 concatenation quantizes badly (box coordinates and 0-1 scores share one INT8 scale) and
 overflows NPU register fields. The RKNN model zoo therefore cuts the graph before the decode
 and outputs, per stride, the 64-channel DFL box logits, the sigmoid class scores and a
-1-channel score sum. ``rk_yolo_ros.split_head_export`` does that surgery; this module adds the
-file handling, the labels file (RKNN models carry no class names) and ``.pt`` input.
+1-channel score sum. For an .onnx, ``rk_yolo_ros.split_head_export`` does that graph surgery;
+a .pt is exported straight to that layout by ``ultralytics_export_job.py``, run with a python
+that has Ultralytics and torch. This module adds the file handling and the labels file (RKNN
+models carry no class names).
 """
 
 import importlib.util
+import os
 import pathlib
 import shutil
 import subprocess
@@ -38,19 +41,11 @@ from rk_yolo_ros.model_tools.model_check import inspect_onnx, OnnxModelInfo
 # rknn-toolkit2 2.x reads opsets up to 19; the model zoo exports with 12 and so do we.
 PT_EXPORT_OPSET = 12
 MAX_TOOLKIT_OPSET = 19
-PT_EXPORT_HELP = ('export it to ONNX first with Ultralytics (`yolo export model=MODEL.pt '
-                  f'format=onnx imgsz=640 opset={PT_EXPORT_OPSET}`) and pass the .onnx, or '
-                  'install ultralytics into the toolkit environment: '
-                  'scripts/setup_rknn_toolkit.sh --with-ultralytics')
+PT_EXPORT_HELP = ('install Ultralytics where rk-yolo can use it, either into the toolkit '
+                  'environment (scripts/setup_rknn_toolkit.sh --with-ultralytics) or into this '
+                  'one (pip install ultralytics), then run rk-yolo export MODEL.pt again')
 
-# Run by path with a python that has ultralytics; writes the ONNX next to the .pt's copy.
-_PT_EXPORT_SCRIPT = """
-import sys
-from ultralytics import YOLO
-path = YOLO(sys.argv[1]).export(format='onnx', imgsz=int(sys.argv[2]), opset=int(sys.argv[3]),
-                                dynamic=False, simplify=False)
-print('EXPORTED', path)
-"""
+EXPORT_JOB = pathlib.Path(__file__).with_name('ultralytics_export_job.py')
 
 
 def labels_path_for(model_path) -> pathlib.Path:
@@ -70,37 +65,37 @@ def write_labels(names, path) -> pathlib.Path:
     return path
 
 
-def _python_with_ultralytics() -> str:
+def find_ultralytics_python() -> Optional[str]:
+    """Return a python that can import ultralytics: this one, else the toolkit's, else None."""
     if importlib.util.find_spec('ultralytics') is not None:
         return sys.executable
     try:
         python = str(toolkit_env.toolkit_python())
     except ToolkitEnvMissing:
-        python = None
-    if python:
-        probe = subprocess.run([python, '-c', 'import ultralytics'], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-        if probe.returncode == 0:
-            return python
-    raise ModelToolError(f'exporting a .pt model needs ultralytics and torch, found in neither '
-                         f'this environment nor the toolkit one: {PT_EXPORT_HELP}')
+        return None
+    probe = subprocess.run([python, '-c', 'import ultralytics'], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    return python if probe.returncode == 0 else None
 
 
 def export_pt_to_onnx(pt_path: pathlib.Path, out_dir: pathlib.Path, imgsz: int) -> pathlib.Path:
-    """Export an Ultralytics .pt to its plain ONNX with whichever python has ultralytics."""
-    python = _python_with_ultralytics()
-    work = out_dir / pt_path.name
-    shutil.copy2(pt_path, work)  # Ultralytics writes the ONNX beside the .pt it loads
-    run = subprocess.run([python, '-c', _PT_EXPORT_SCRIPT, str(work), str(imgsz),
-                          str(PT_EXPORT_OPSET)], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, universal_newlines=True, cwd=str(out_dir))
-    exported = [line.split(' ', 1)[1] for line in run.stdout.splitlines()
-                if line.startswith('EXPORTED ')]
-    if run.returncode != 0 or not exported:
+    """Export an Ultralytics .pt to the split-head ONNX with whichever python has ultralytics."""
+    python = find_ultralytics_python()
+    if python is None:
+        raise ModelToolError(f'exporting a .pt model needs ultralytics and torch, found in '
+                             f'neither this environment nor the toolkit one: {PT_EXPORT_HELP}')
+    target = out_dir / (pt_path.stem + '.split.onnx')
+    env = dict(os.environ, YOLO_CONFIG_DIR=str(out_dir / 'ultralytics_settings'))
+    env.pop('PYTHONPATH', None)
+    run = subprocess.run([python, str(EXPORT_JOB), str(pt_path.resolve()), str(target),
+                          str(imgsz), str(PT_EXPORT_OPSET)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, cwd=str(out_dir),
+                         env=env)
+    if run.returncode != 0 or not target.is_file():
         tail = '\n'.join(run.stdout.strip().splitlines()[-10:])
         raise ModelToolError(f'Ultralytics could not export {pt_path} to ONNX '
                              f'(exit {run.returncode}):\n{tail}')
-    return pathlib.Path(exported[-1])
+    return target
 
 
 def export_model(model, output: Optional[str] = None, imgsz: int = 640,
@@ -127,8 +122,8 @@ def export_model(model, output: Optional[str] = None, imgsz: int = 640,
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix='rk_yolo_export_') as scratch:
         if suffix == '.pt':
-            log(f'exporting {source} to ONNX with Ultralytics (imgsz {imgsz}, opset '
-                f'{PT_EXPORT_OPSET})')
+            log(f'exporting {source} to split-head ONNX with Ultralytics (imgsz {imgsz}, '
+                f'opset {PT_EXPORT_OPSET})')
             onnx_path = export_pt_to_onnx(source, pathlib.Path(scratch), imgsz)
         else:
             onnx_path = source
