@@ -30,7 +30,8 @@ it does not share). The spec (JSON) holds:
 - ``result``: where to write the JSON result.
 
 The result holds ``ok``, ``stage`` (where it stopped), ``error``, ``toolkit_version``,
-``seconds`` per stage and ``output_shapes``. The toolkit logs to stdout; the caller reads it.
+``seconds`` spent in each stage and ``output_shapes``. The toolkit logs to stdout; the
+caller reads it.
 """
 
 import json
@@ -62,14 +63,16 @@ def run(spec: dict) -> dict:
     result = {'ok': False, 'stage': 'start', 'error': None, 'seconds': {},
               'toolkit_version': _toolkit_version(), 'output_shapes': []}
     rknn = RKNN(verbose=bool(spec.get('verbose', False)))
-    started = time.monotonic()
+    last = [time.monotonic()]
 
     def stage(name):
         result['stage'] = name
         print(f'[rk_yolo job] {name}', flush=True)
 
     def lap(name):
-        result['seconds'][name] = round(time.monotonic() - started, 2)
+        now = time.monotonic()
+        result['seconds'][name] = round(now - last[0], 2)  # this stage alone
+        last[0] = now
 
     try:
         stage('config')
