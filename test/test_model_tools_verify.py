@@ -121,3 +121,21 @@ def test_a_core_that_sees_other_pixels_fails(bundle_model, split_head_model, tmp
     assert result['cores'][2]['vs_reference']['failures']
     with pytest.raises(ModelToolError, match='core mask 3 is not a single NPU core'):
         verify_model(bundle_model, core_masks=[3], backend_factory=mirrored)
+
+
+def test_a_core_that_cannot_load_is_reported_and_the_others_still_run(bundle_model,
+                                                                      split_head_model):
+    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
+
+    def factory(core_mask):
+        # Core 2 gets a model path that does not exist: its load raises BackendError.
+        path = split_head_model if core_mask != 2 else split_head_model.with_name('gone.onnx')
+        return OnnxBackend(path)
+
+    lines = []
+    result = verify_model(bundle_model, backend_factory=factory, log=lines.append)
+    assert not result['passed']
+    assert result['cores'][1]['vs_reference']['passed']
+    assert result['cores'][4]['vs_reference']['passed']
+    assert 'gone.onnx' in result['cores'][2]['error']
+    assert any(line.startswith('NPU core mask 2: FAIL') for line in lines)

@@ -59,8 +59,10 @@ def verify_cores(report: dict, inputs, backend_factory: Callable, core_masks: Se
     Run each core's backend over the saved inputs and compare with the saved detections.
 
     Return ``{'cores': {mask: {...}}, 'passed': bool}``; per core the agreement summary with
-    the ONNX reference, the one with the simulator (when saved) and the mean inference time.
+    the ONNX reference, the one with the simulator (when saved) and the mean inference time,
+    or the error of a core whose backend could not load or run the model.
     """
+    from rk_yolo_ros.backends.base import BackendError
     from rk_yolo_ros.frame_processing import DetectionSettings
     from rk_yolo_ros.yolo_decode import YoloDecoder
 
@@ -71,32 +73,46 @@ def verify_cores(report: dict, inputs, backend_factory: Callable, core_masks: Se
     decoder = YoloDecoder(tuple(report['input_size']))
     results = {}
     for mask in core_masks:
-        backend = backend_factory(mask)
-        backend.load()
         try:
-            per_image, per_image_sim, timings, detections = [], [], [], []
-            for index, record in enumerate(report['images']):
-                mark = time.monotonic()
-                outputs = backend.infer(inputs[index:index + 1])
-                timings.append(time.monotonic() - mark)
-                found = detect(decoder, outputs, record, settings)
-                detections.append(found.to_json())
-                per_image.append(compare_image(record['reference'], found, conf, thresholds))
-                if record.get('simulator'):
-                    per_image_sim.append(compare_image(record['simulator'], found, conf,
-                                                       thresholds))
-        finally:
-            backend.release()
-        summary = summarize(per_image, thresholds)
-        entry = {'vs_reference': summary, 'detections': detections,
-                 'mean_inference_ms': round(1000 * sum(timings) / len(timings), 2)}
-        log(format_summary(summary, f'NPU core mask {mask} vs ONNX reference'))
-        if per_image_sim:
-            entry['vs_simulator'] = summarize(per_image_sim, thresholds)
-            log(format_summary(entry['vs_simulator'], f'NPU core mask {mask} vs simulator'))
+            entry = _run_core(mask, report, inputs, backend_factory, decoder, settings, conf,
+                              thresholds)
+        except BackendError as error:
+            # A core that cannot load or run the model is a finding; check the other cores.
+            failed = {'passed': False, 'failures': [str(error)]}
+            entry = {'error': str(error), 'vs_reference': failed}
+            log(f'NPU core mask {mask}: FAIL\n  - {error}')
+        else:
+            log(format_summary(entry['vs_reference'], f'NPU core mask {mask} vs ONNX reference'))
+            if 'vs_simulator' in entry:
+                log(format_summary(entry['vs_simulator'], f'NPU core mask {mask} vs simulator'))
         results[mask] = entry
     passed = all(r['vs_reference']['passed'] for r in results.values())
     return {'cores': results, 'passed': passed}
+
+
+def _run_core(mask, report, inputs, backend_factory, decoder, settings, conf, thresholds):
+    """Run one core over the inputs; return its agreement with the reference and simulator."""
+    backend = backend_factory(mask)
+    try:
+        backend.load()
+        per_image, per_image_sim, timings, detections = [], [], [], []
+        for index, record in enumerate(report['images']):
+            mark = time.monotonic()
+            outputs = backend.infer(inputs[index:index + 1])
+            timings.append(time.monotonic() - mark)
+            found = detect(decoder, outputs, record, settings)
+            detections.append(found.to_json())
+            per_image.append(compare_image(record['reference'], found, conf, thresholds))
+            if record.get('simulator'):
+                per_image_sim.append(compare_image(record['simulator'], found, conf,
+                                                   thresholds))
+    finally:
+        backend.release()
+    entry = {'vs_reference': summarize(per_image, thresholds), 'detections': detections,
+             'mean_inference_ms': round(1000 * sum(timings) / len(timings), 2)}
+    if per_image_sim:
+        entry['vs_simulator'] = summarize(per_image_sim, thresholds)
+    return entry
 
 
 def verify_model(rknn_path, core_masks: Optional[Sequence[int]] = None,
