@@ -133,3 +133,15 @@ def test_setup_script_is_valid_bash_and_documents_itself():
     bad = subprocess.run(['bash', str(script), '--bogus'], stderr=subprocess.PIPE,
                          universal_newlines=True)
     assert bad.returncode == 2 and "unknown option '--bogus'" in bad.stderr
+
+
+def test_labels_file_beside_an_onnx_without_names_is_carried(tmp_path):
+    from rk_yolo_ros.model_tools.convert import _names_beside
+
+    model = tmp_path / 'm.onnx'
+    assert _names_beside(model) is None
+    (tmp_path / 'm.labels.yaml').write_text('names:\n  0: cat\n  1: dog\n')
+    assert _names_beside(model) == ['cat', 'dog']
+    (tmp_path / 'm.labels.yaml').write_text('names: [unclosed\n')
+    with pytest.raises(ModelToolError, match='m.labels.yaml'):
+        _names_beside(model)

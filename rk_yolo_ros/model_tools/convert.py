@@ -97,6 +97,19 @@ def _check_options(options: ConvertOptions) -> str:
     return target
 
 
+def _names_beside(onnx_path: pathlib.Path):
+    """Return the class names of the labels file beside an ONNX model, or None."""
+    from rk_yolo_ros.labels import LabelsError, read_labels_file
+
+    path = labels_path_for(onnx_path)
+    if not path.is_file():
+        return None
+    try:
+        return read_labels_file(path)
+    except LabelsError as error:
+        raise ModelToolError(f'labels file {path}: {error}') from error
+
+
 def _reference_outputs(onnx_path: pathlib.Path, inputs: np.ndarray):
     from rk_yolo_ros.backends.onnx_backend import OnnxBackend
 
@@ -215,15 +228,19 @@ def _convert_in(work, options, target, info, rknn_path, decoder_class, log) -> d
     log(f'wrote {rknn_path} ({rknn_path.stat().st_size / 1e6:.1f} MB, toolkit '
         f'{result.get("toolkit_version")})')
     labels = None
-    if info.names:
-        labels = write_labels(info.names, labels_path_for(rknn_path))
+    names = info.names or _names_beside(info.path)
+    if names:
+        labels = write_labels(names, labels_path_for(rknn_path))
         log(f'wrote labels {labels}')
+    else:
+        log(f'warning: no class names in {info.path.name} or beside it; give the detector a '
+            'labels file (names: {0: ..., 1: ...}) or it falls back to COCO names')
     report = {
         'rknn': str(rknn_path), 'onnx': str(info.path), 'target': target,
         'quantization': 'int8' if options.quantize else 'fp16',
         'quantized_algorithm': options.quantized_algorithm if options.quantize else None,
         'toolkit_version': result.get('toolkit_version'),
-        'input_size': list(info.input_size), 'names': info.names,
+        'input_size': list(info.input_size), 'names': names,
         'labels': str(labels) if labels else None,
         'calibration': ({'source': calibration.source, 'kind': calibration.source_kind,
                          'images': len(calibration.images),
