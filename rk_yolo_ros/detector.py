@@ -1,0 +1,136 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+YOLO detection of one frame in a worker: letterbox, infer, decode, map back, draw.
+
+``YoloDetectorFactory`` is the picklable recipe the pipeline sends to each worker; called
+there as ``factory(worker_index, core_mask)`` it builds and loads the backend on that worker's
+NPU core and returns a ``YoloDetector``.
+"""
+
+from dataclasses import dataclass
+import pathlib
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rk_yolo_ros.backends.base import Backend, BackendError
+from rk_yolo_ros.backends.factory import check_backend, create_backend
+from rk_yolo_ros.drawing import draw_detections
+from rk_yolo_ros.frame_processing import Detections, DetectionSettings, FrameProcessor, FrameTask
+from rk_yolo_ros.labels import label_for, load_labels
+from rk_yolo_ros.letterbox import Letterbox
+from rk_yolo_ros.yolo_decode import DecodeError, YoloDecoder
+
+
+class YoloDetector(FrameProcessor):
+    """Detect objects in 720p frames with a loaded backend; draw them into the frame."""
+
+    def __init__(self, backend: Backend, names: Sequence[str], model_label: str = 'model',
+                 decode_layout: Optional[str] = None, check_outputs: bool = True):
+        """
+        Wrap a loaded backend.
+
+        With ``check_outputs`` one inference on a blank input validates the output layout now,
+        so a model with unexpected outputs fails when the worker starts, naming the model.
+        """
+        self.backend = backend
+        self.names = list(names)
+        self.model_label = model_label
+        self.letterbox = Letterbox(backend.input_size)
+        self.decoder = YoloDecoder(backend.input_size, layout=decode_layout)
+        if check_outputs:
+            width, height = backend.input_size
+            blank = np.full((height, width, 3), 114, np.uint8)
+            self._decode(backend.infer(self.letterbox(blank)[0]), DetectionSettings())
+
+    def _decode(self, outputs, settings):
+        try:
+            return self.decoder.decode(outputs, settings)
+        except DecodeError as error:
+            raise DecodeError(f'{self.model_label}: {error}') from error
+
+    def process(self, frame: np.ndarray, task: FrameTask) -> Detections:
+        """Detect in the BGR frame, draw into it if asked, return boxes in source pixels."""
+        settings = task.settings if task.settings is not None else DetectionSettings()
+        tensor, geometry = self.letterbox(frame)
+        boxes, scores, class_ids = self._decode(self.backend.infer(tensor), settings)
+        frame_boxes = geometry.to_frame(boxes)
+        if settings.draw:
+            draw_detections(frame, frame_boxes, scores, class_ids, self.names)
+        source_w, source_h = task.source_size
+        frame_h, frame_w = frame.shape[:2]
+        factor = np.array([source_w / frame_w, source_h / frame_h] * 2, np.float32)
+        return Detections(boxes=(frame_boxes * factor).astype(np.float32),
+                          scores=scores.astype(np.float32),
+                          class_ids=class_ids.astype(np.int32),
+                          labels=[label_for(self.names, c) for c in class_ids.tolist()])
+
+    def close(self) -> None:
+        """Release the backend; safe to call twice."""
+        self.backend.release()
+
+
+@dataclass
+class YoloDetectorFactory:
+    """
+    Picklable recipe for a YoloDetector, built inside each worker.
+
+    ``backend`` is 'onnx', 'rknn', 'auto' (from the model's suffix) or 'emulated' (no model
+    needed; for throughput benchmarks). ``input_size`` (width, height) is needed only where the
+    backend cannot read it from the model (rknn, emulated).
+    """
+
+    model_path: Optional[str] = None
+    backend: str = 'auto'
+    labels_file: Optional[str] = None
+    onnx_threads: int = 1
+    input_size: Optional[Tuple[int, int]] = None
+    decode_layout: Optional[str] = None  # force 'nchw' or 'nhwc' split heads
+    emulated_latency_s: float = 0.0167
+    emulated_layout: str = 'ultralytics'
+    emulated_num_classes: int = 80
+    emulated_seed: int = 0
+    emulated_recorded_outputs: Optional[Sequence[np.ndarray]] = None
+
+    def check(self) -> str:
+        """Validate backend, model and labels in the main process; return the backend used."""
+        concrete = check_backend(self.backend, self.model_path)
+        self.class_names()
+        return concrete
+
+    def class_names(self) -> List[str]:
+        """Return the class names (labels file, ONNX metadata, or COCO-80) without a backend."""
+        return load_labels(self.model_path, self.labels_file)
+
+    def __call__(self, worker_index: int, core_mask: int) -> YoloDetector:
+        """Build and load the backend on this worker's core; return the detector."""
+        backend = create_backend(
+            self.backend, self.model_path, core_mask, threads=self.onnx_threads,
+            input_size=self.input_size, latency_s=self.emulated_latency_s,
+            layout=self.emulated_layout, num_classes=self.emulated_num_classes,
+            seed=self.emulated_seed, recorded_outputs=self.emulated_recorded_outputs)
+        label = (str(pathlib.Path(self.model_path).name) if self.model_path
+                 else f'{self.backend} backend')
+        backend.load()
+        try:
+            return YoloDetector(backend, self.class_names(), model_label=label,
+                                decode_layout=self.decode_layout)
+        except Exception:
+            backend.release()
+            raise
+
+
+__all__ = ['BackendError', 'YoloDetector', 'YoloDetectorFactory']

