@@ -42,6 +42,7 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
+            'rk-yolo = rk_yolo_ros.cli:main',
         ],
     },
 )
