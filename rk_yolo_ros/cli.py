@@ -259,14 +259,15 @@ def _make_sinks(args, paths, source) -> list:
     """Create the requested outputs; close the ones made if a later one fails."""
     sinks = []
     try:
-        if paths['video'] is not None:
-            sinks.append(VideoSink(paths['video'], args.fps or source.fps or 30.0, args.fourcc))
+        # Written in this order; a frame whose write fails reaches none of the later ones.
+        if paths['jsonl'] is not None:
+            sinks.append(JsonLinesSink(paths['jsonl']))
         if paths['bag'] is not None:
             det_topic, image_topic = _topics(args, source)
             sinks.append(BagSink(paths['bag'], det_topic, image_topic, args.bag_storage,
                                  args.overwrite, args.class_id_format))
-        if paths['jsonl'] is not None:
-            sinks.append(JsonLinesSink(paths['jsonl']))
+        if paths['video'] is not None:
+            sinks.append(VideoSink(paths['video'], args.fps or source.fps or 30.0, args.fourcc))
     except BaseException:
         for sink in sinks:
             try:

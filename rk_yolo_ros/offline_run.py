@@ -81,13 +81,12 @@ class RunSummary:
         return asdict(self)
 
 
-def failure_kind(reason: str) -> str:
-    """Return a short grouping key for a failure reason (its kind, without frame numbers)."""
-    if reason.startswith(('video frame', 'cannot decode image', 'message ')):
+def failure_kind(record: FrameRecord) -> str:
+    """Return a short grouping key for a failure: 'decode', or the processing error's line."""
+    if record.stage == 'decode':
         return 'decode'
-    if reason.startswith('cancelled'):
-        return 'cancelled'
-    return reason.strip().splitlines()[0][:100] if reason.strip() else 'unknown'
+    reason = record.error.strip()
+    return reason.splitlines()[0][:100] if reason else 'unknown'
 
 
 class _SinkWriter:
@@ -171,6 +170,7 @@ class _OrderedOutputs:
         self.progress = progress
         self.latencies: List[float] = []
         self.last_release = 0.0
+        self.source_failures = 0  # frames the source could not decode (never submitted)
         self._reorder = ReorderBuffer()
         self._lock = threading.Lock()
 
@@ -191,7 +191,8 @@ class _OrderedOutputs:
             summary.cancelled += 1
         else:
             summary.failed += 1
-            kind = failure_kind(record.error)
+            self.source_failures += record.stage == 'decode'
+            kind = failure_kind(record)
             summary.failure_reasons[kind] = summary.failure_reasons.get(kind, 0) + 1
             if len(summary.failures) < FAILURES_LISTED:
                 summary.failures.append({'index': record.meta.index,
@@ -285,17 +286,20 @@ class OfflineRun:
 
     def _feed(self, pipeline: FramePipeline) -> None:
         """Read the source and submit its frames; decode failures go straight to the outputs."""
-        summary = self.summary
+        # frames_read is counted at the end (accepted + decode failures): a frame that Ctrl-C
+        # caught before the pipeline accepted it was not taken in, so it is not "read".
+        read = 0
         for item in self.source.frames():
             if self._stop.is_set():
                 return
-            summary.frames_read += 1
             if item.image is None:
-                self._outputs.emit(FrameRecord(item.meta, 'failed', error=item.error))
+                self._outputs.emit(FrameRecord(item.meta, 'failed', error=item.error,
+                                               stage='decode'))
             else:
                 pipeline.submit(item.image, meta=item.meta, timeout=None)
-            if self.max_frames is not None and summary.frames_read >= self.max_frames:
-                summary.stopped_by = 'max-frames'
+            read += 1
+            if self.max_frames is not None and read >= self.max_frames:
+                self.summary.stopped_by = 'max-frames'
                 return
 
     def _shut_down(self, pipeline: FramePipeline) -> None:
@@ -318,6 +322,7 @@ class OfflineRun:
                                        'frames_failed', 'restarts')}
                 for w in pipeline.stats().workers]
             pipeline.close(drain=False)  # anything still in flight is released as cancelled
+            self.summary.frames_read = pipeline.stats().accepted + self._outputs.source_failures
         finally:
             if restore is not None:
                 signal.signal(signal.SIGINT, restore)
@@ -326,6 +331,9 @@ class OfflineRun:
     def _close_sinks(self) -> None:
         """Let the writer write what is queued and close every sink; keep the first error."""
         self._writer.finish()
+        if self._writer.sink_error is not None and not self.summary.error:
+            self.summary.error = str(self._writer.sink_error)
+            self.summary.stopped_by, self.summary.exit_code = 'error', EXIT_ERROR
         for error in self._writer.close_errors:
             self.log.error('%s', error)
             if not self.summary.error:

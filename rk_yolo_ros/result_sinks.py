@@ -61,6 +61,7 @@ class FrameRecord:
     error: str = ''
     latency_s: float = 0.0
     worker: Optional[int] = None
+    stage: str = 'process'  # where a failure happened: 'decode' (source) or 'process'
 
 
 def describe_os_error(error: OSError) -> str:
@@ -156,6 +157,7 @@ class JsonLinesSink(ResultSink):
             raise SinkError(f'cannot write {self.path}: folder {self.path.parent} does not '
                             'exist')
         self._file = None
+        self._broken = False
 
     def create(self) -> None:
         """Create (truncate) the file."""
@@ -171,6 +173,7 @@ class JsonLinesSink(ResultSink):
             self._file.write(line + '\n')
             self._file.flush()
         except OSError as error:
+            self._broken = True
             raise SinkError(f'cannot write {self.path}: {describe_os_error(error)}') from error
         self.written += 1
 
@@ -181,6 +184,8 @@ class JsonLinesSink(ResultSink):
             try:
                 handle.close()
             except OSError as error:
+                if self._broken:
+                    return  # the write error was reported; the unwritten rest cannot go out
                 raise SinkError(f'cannot close {self.path}: {describe_os_error(error)}') \
                     from error
 
@@ -210,6 +215,8 @@ def record_to_json(record: FrameRecord) -> Dict[str, Any]:
                                         detections.class_ids.tolist(), labels)]
     else:
         item['error'] = record.error
+        if record.status == 'failed':
+            item['stage'] = record.stage
     return item
 
 
