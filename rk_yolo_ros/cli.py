@@ -37,9 +37,10 @@ from rk_yolo_ros.frame_processing import DetectionSettings
 from rk_yolo_ros.frame_sources import BagSource, open_source, SourceError
 from rk_yolo_ros.offline_run import EXIT_ERROR, EXIT_USAGE, format_summary, OfflineRun
 from rk_yolo_ros.pipeline import PipelineConfig
-from rk_yolo_ros.progress import ProgressBar
+from rk_yolo_ros.progress import ProgressBar, ProgressLogHandler
 from rk_yolo_ros.result_sinks import (BAG_STORAGES, BagSink, JsonLinesSink, SinkError,
                                       VideoSink)
+from rk_yolo_ros.worker_pool import validate_core_masks
 
 PROG = 'rk-yolo'
 BENCHMARK_SCRIPT = pathlib.Path('benchmarks') / 'pipeline_throughput.py'
@@ -280,8 +281,6 @@ def _make_sinks(args, paths, source) -> list:
 
 def run_command(args) -> int:
     """Run ``rk-yolo run``; return the exit code."""
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format='rk-yolo: %(levelname)s: %(message)s')
     try:
         settings = DetectionSettings(conf_threshold=args.conf_threshold,
                                      iou_threshold=args.iou_threshold,
@@ -290,7 +289,7 @@ def run_command(args) -> int:
                                      draw=True)
         config = PipelineConfig(workers=args.workers, output_height=args.output_height,
                                 max_output_width=max(1280, args.output_height * 16 // 9),
-                                core_masks=tuple(args.core_masks),
+                                core_masks=validate_core_masks(args.core_masks),
                                 cpu_affinity=resolve_cpu_affinity(args.cpu_affinity))
         paths = _output_paths(args)
         factory, backend, model = _detector_factory(args)
@@ -315,6 +314,7 @@ def run_command(args) -> int:
             total = min(total, args.max_frames) if total else args.max_frames
         progress = ProgressBar(total, sys.stderr,
                                {'auto': None, 'on': True, 'off': False}[args.progress])
+        _log_through(progress, args.verbose)
         print(f'{PROG}: {source.description} -> {len(sinks)} output(s); {args.workers} '
               f'{backend} worker(s) on {pathlib.Path(model).name if model else "no model"}',
               file=sys.stderr)
@@ -332,6 +332,17 @@ def run_command(args) -> int:
     if summary.error:
         print(f'{PROG}: error: {summary.error}', file=sys.stderr)
     return summary.exit_code
+
+
+def _log_through(progress: ProgressBar, verbose: bool) -> None:
+    """Send the package's log messages to stderr above the progress bar."""
+    handler = ProgressLogHandler(progress)
+    handler.setFormatter(logging.Formatter(f'{PROG}: %(levelname)s: %(message)s'))
+    logger = logging.getLogger('rk_yolo_ros')
+    for old in [h for h in logger.handlers if isinstance(h, ProgressLogHandler)]:
+        logger.removeHandler(old)  # a second run in one process (tests) replaces the first
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _fail(code: int, error: BaseException) -> int:
@@ -359,7 +370,12 @@ def bench_command(args) -> int:
     spec.loader.exec_module(module)
     if not hasattr(module, 'main'):
         return _fail(EXIT_ERROR, f'{script} has no main(argv) function')
-    code = module.main(list(args.args))
+    program = sys.argv[0]
+    sys.argv[0] = f'{PROG} bench'  # the benchmark's argparse names itself after argv[0]
+    try:
+        code = module.main(list(args.args))
+    finally:
+        sys.argv[0] = program
     return int(code or 0)
 
 
@@ -367,7 +383,12 @@ def bench_command(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``rk-yolo``; return the exit code (console script and ``python -m rk_yolo_ros``)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # bench hands its options to the benchmark (argparse's REMAINDER misses leading '--x')
+    args, extra = parser.parse_known_args(argv)
+    if args.command == 'bench':
+        args.args = extra + list(args.args)
+    elif extra:
+        parser.error(f'unrecognized arguments: {" ".join(extra)}')
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ scripted runs stay clean. Updates are throttled; ``update`` is cheap enough to c
 from any thread.
 """
 
+import logging
 import threading
 import time
 from typing import Optional, TextIO
@@ -85,6 +86,17 @@ class ProgressBar:
         self._stream.flush()
         self._width = len(line)
 
+    def write_above(self, text: str) -> None:
+        """Print a message line without tearing the bar: clear it, print, redraw."""
+        with self._lock:
+            if self.enabled:
+                self._stream.write('\r' + ' ' * self._width + '\r')
+            self._stream.write(text + '\n')
+            if self.enabled:
+                self._draw(time.monotonic())
+            else:
+                self._stream.flush()
+
     def close(self) -> None:
         """Draw the final state and end the line (only if anything was drawn)."""
         with self._lock:
@@ -93,3 +105,19 @@ class ProgressBar:
                 self._stream.write('\n')
                 self._stream.flush()
                 self.enabled = False
+
+
+class ProgressLogHandler(logging.Handler):
+    """Send log records through ``ProgressBar.write_above`` so they do not break the bar."""
+
+    def __init__(self, progress: ProgressBar):
+        """Write through ``progress``."""
+        super().__init__()
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one formatted record above the bar."""
+        try:
+            self.progress.write_above(self.format(record))
+        except Exception:  # logging must never take the run down
+            self.handleError(record)

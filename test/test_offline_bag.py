@@ -81,7 +81,7 @@ def test_raw_image_bag_round_trip_sqlite(tmp_path):
 
 
 def test_compressed_image_bag_round_trip_mcap(tmp_path):
-    """CompressedImage topic of an mcap bag, mcap out; the only-image-topic default applies."""
+    """Take the only image topic (CompressedImage) of an mcap bag; write an mcap bag."""
     bag = write_image_bag(tmp_path / 'in_bag', COUNT, storage='mcap', raw_topic=None)
     out = tmp_path / 'out_bag'
     code = cli.main(['run', str(bag), '--bag', str(out), '--bag-storage', 'mcap'] + FAST_RUN)
