@@ -324,9 +324,11 @@ class OfflineRun:
             pipeline.close(drain=False)  # anything still in flight is released as cancelled
             self.summary.frames_read = pipeline.stats().accepted + self._outputs.source_failures
         finally:
-            if restore is not None:
-                signal.signal(signal.SIGINT, restore)
-            self._close_sinks()
+            try:
+                self._close_sinks()  # a Ctrl-C now must not leave the bag without metadata
+            finally:
+                if restore is not None:
+                    signal.signal(signal.SIGINT, restore)
 
     def _close_sinks(self) -> None:
         """Let the writer write what is queued and close every sink; keep the first error."""
