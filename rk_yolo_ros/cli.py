@@ -24,6 +24,7 @@ installed. Exit codes: 0 done, 1 stopped by an error, 2 bad arguments or source,
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import logging
@@ -314,13 +315,13 @@ def run_command(args) -> int:
             total = min(total, args.max_frames) if total else args.max_frames
         progress = ProgressBar(total, sys.stderr,
                                {'auto': None, 'on': True, 'off': False}[args.progress])
-        _log_through(progress, args.verbose)
         print(f'{PROG}: {source.description} -> {len(sinks)} output(s); {args.workers} '
               f'{backend} worker(s) on {pathlib.Path(model).name if model else "no model"}',
               file=sys.stderr)
         run = OfflineRun(source, factory, config, settings, sinks, progress=progress,
                          max_frames=args.max_frames)
-        summary = run.run()
+        with _log_through(progress, args.verbose):
+            summary = run.run()
     print(format_summary(summary))
     if paths['summary_json'] is not None:
         try:
@@ -334,15 +335,22 @@ def run_command(args) -> int:
     return summary.exit_code
 
 
-def _log_through(progress: ProgressBar, verbose: bool) -> None:
-    """Send the package's log messages to stderr above the progress bar."""
+@contextlib.contextmanager
+def _log_through(progress: ProgressBar, verbose: bool):
+    """Send the package's log messages to stderr above the progress bar during a run."""
     handler = ProgressLogHandler(progress)
     handler.setFormatter(logging.Formatter(f'{PROG}: %(levelname)s: %(message)s'))
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
     logger = logging.getLogger('rk_yolo_ros')
-    for old in [h for h in logger.handlers if isinstance(h, ProgressLogHandler)]:
-        logger.removeHandler(old)  # a second run in one process (tests) replaces the first
+    level = logger.level
+    if verbose:
+        logger.setLevel(logging.INFO)
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:  # leave logging as it was (runs inside a larger program or a test session)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _fail(code: int, error: BaseException) -> int:
