@@ -107,3 +107,24 @@ def test_real_model_on_the_demo_video(tmp_path, demo_model, demo_video):
         for detection in people:
             x1, y1, x2, y2 = detection['box']
             assert 0 <= x1 < x2 <= 768 and 0 <= y1 < y2 <= 576  # the video's own pixels
+
+
+def test_truncated_video_reports_the_missing_frames_as_failed(tmp_path, capsys):
+    """An AVI cut at 60 %: the frames its index declares but the decoder lacks are failed."""
+    writer = cv2.VideoWriter(str(tmp_path / 'full.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 10,
+                             (160, 120))
+    assert writer.isOpened()
+    for index in range(COUNT):
+        writer.write(frame_pixels(index))
+    writer.release()
+    data = (tmp_path / 'full.avi').read_bytes()
+    cut = tmp_path / 'cut.avi'
+    cut.write_bytes(data[:int(len(data) * 0.6)])
+    jsonl = tmp_path / 'd.jsonl'
+    assert cli.main(['run', str(cut), '--jsonl', str(jsonl)] + FAST_RUN) == 3
+    records = read_jsonl(jsonl)
+    assert [r['index'] for r in records] == list(range(COUNT))  # none missing, none skipped
+    failed = [r for r in records if r['status'] == 'failed']
+    assert failed and failed[-1]['index'] == COUNT - 1
+    assert all(r['stage'] == 'decode' and 'stream ended early' in r['error'] for r in failed)
+    assert f'of {COUNT} could not be decoded' in capsys.readouterr().out
