@@ -23,6 +23,7 @@ NPU core and returns a ``YoloDetector``.
 from dataclasses import dataclass
 import pathlib
 from typing import List, Optional, Sequence, Tuple
+import warnings
 
 import numpy as np
 
@@ -54,7 +55,14 @@ class YoloDetector(FrameProcessor):
         if check_outputs:
             width, height = backend.input_size
             blank = np.full((height, width, 3), 114, np.uint8)
-            self._decode(backend.infer(self.letterbox(blank)[0]), DetectionSettings())
+            outputs = backend.infer(self.letterbox(blank)[0])
+            self._decode(outputs, DetectionSettings())
+            num_classes = self.decoder.num_classes(outputs)
+            if num_classes != len(self.names):
+                # not fatal (ids without a name are labelled by number) but usually a
+                # missing labels file for an .rknn model, so say it where it shows
+                warnings.warn(f'{model_label} has {num_classes} classes but {len(self.names)} '
+                              'class names were given; pass the labels file of this model')
 
     def _decode(self, outputs, settings):
         try:

@@ -101,6 +101,14 @@ def _spatial_and_type(model, tensor_names: List[str]) -> Dict[str, Tuple[int, in
     return result
 
 
+def _numpy_type(elem_type: int):
+    """Return the numpy dtype of an ONNX element type (older onnx lacks the helper)."""
+    onnx = _onnx()
+    if hasattr(onnx.helper, 'tensor_dtype_to_np_dtype'):
+        return onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+    return onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[elem_type]
+
+
 def _opset(model) -> int:
     for entry in model.opset_import:
         if entry.domain in ('', 'ai.onnx'):
@@ -184,8 +192,7 @@ def export_split_heads(src_onnx: PathLike, dst_onnx: PathLike) -> pathlib.Path:
                                               keepdims=1, name=raw_sum))
         if opset >= 11:
             if clip_low is None:
-                np_type = helper.tensor_dtype_to_np_dtype(elem_type) if hasattr(
-                    helper, 'tensor_dtype_to_np_dtype') else np.float32
+                np_type = _numpy_type(elem_type)
                 clip_low, clip_high = 'split_head/clip_min', 'split_head/clip_max'
                 new_inits.append(numpy_helper.from_array(np.array(0, np_type), clip_low))
                 new_inits.append(numpy_helper.from_array(np.array(1, np_type), clip_high))

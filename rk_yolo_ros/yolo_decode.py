@@ -49,6 +49,8 @@ import numpy as np
 REG_MAX = 16
 BOX_CHANNELS = 4 * REG_MAX
 KNOWN_STRIDES = (4, 8, 16, 32, 64, 128)
+# Up to this many NMS candidates one (K, K) IoU matrix (4 MiB at 1024) beats K vector passes.
+DENSE_NMS_LIMIT = 1024
 
 
 class DecodeError(ValueError):
@@ -213,8 +215,9 @@ class YoloDecoder:
             return members[box_pos][0], rest[0][0], None
         ones = [m for m in rest if m[1] == 1]
         if not ones:
-            raise DecodeError(f'stride {stride} has three outputs with channels {channels} but '
-                              f'none with 1 channel; {expected}')
+            raise DecodeError(f'stride {stride} has three outputs with channels {channels} '
+                              f'(shapes {_describe([shapes[i] for i, _ in members])}) but none '
+                              f'with 1 channel; {expected}')
         score_sum = ones[-1]  # with nc == 1 the earlier 1-channel tensor is the class tensor
         cls = [m for m in rest if m is not score_sum][0]
         return members[box_pos][0], cls[0], score_sum[0]
@@ -325,17 +328,52 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
         return np.zeros(0, np.int64)
     span = float(max(boxes.max(), 0.0)) + 1.0
     shifted = boxes + (class_ids.astype(np.float32) * span)[:, None]
-    x1, y1, x2, y2 = shifted[:, 0], shifted[:, 1], shifted[:, 2], shifted[:, 3]
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     order = np.argsort(-scores, kind='stable')
+    ranked = shifted[order]
+    if order.size <= DENSE_NMS_LIMIT:
+        keep = _greedy_dense(ranked, iou_threshold, max_detections)
+    else:
+        keep = _greedy_shrinking(ranked, iou_threshold, max_detections)
+    return order[keep]
+
+
+def _areas(boxes):
+    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+
+
+def _greedy_dense(ranked, iou_threshold, max_detections):
+    """Greedy NMS over boxes sorted by score, with the full IoU matrix computed at once."""
+    top_left = np.maximum(ranked[:, None, :2], ranked[None, :, :2])
+    bottom_right = np.minimum(ranked[:, None, 2:], ranked[None, :, 2:])
+    inter = np.prod(np.maximum(bottom_right - top_left, 0), axis=2)
+    areas = _areas(ranked)
+    union = areas[:, None] + areas[None, :] - inter
+    overlaps = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) > iou_threshold
+    suppressed = np.zeros(len(ranked), bool)
     keep = []
-    while order.size and len(keep) < max_detections:
-        best, rest = order[0], order[1:]
+    for index in range(len(ranked)):
+        if suppressed[index]:
+            continue
+        keep.append(index)
+        if len(keep) == max_detections:
+            break
+        suppressed |= overlaps[index]
+    return np.asarray(keep, np.int64)
+
+
+def _greedy_shrinking(ranked, iou_threshold, max_detections):
+    """Greedy NMS over boxes sorted by score, one vector pass over the survivors per keep."""
+    x1, y1, x2, y2 = ranked[:, 0], ranked[:, 1], ranked[:, 2], ranked[:, 3]
+    areas = _areas(ranked)
+    remaining = np.arange(len(ranked))
+    keep = []
+    while remaining.size and len(keep) < max_detections:
+        best, rest = remaining[0], remaining[1:]
         keep.append(best)
         inter_w = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
         inter_h = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0)
         inter = inter_w * inter_h
         union = areas[best] + areas[rest] - inter
         iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        order = rest[iou <= iou_threshold]
+        remaining = rest[iou <= iou_threshold]
     return np.asarray(keep, np.int64)

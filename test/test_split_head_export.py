@@ -15,6 +15,8 @@
 
 """Tests for the split-head export on the real Ultralytics ONNX model."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -24,8 +26,13 @@ ort = pytest.importorskip('onnxruntime')
 from rk_yolo_ros.split_head_export import export_split_heads, SplitHeadExportError  # noqa: E402
 
 
+@functools.lru_cache(maxsize=None)
+def _session(path):
+    return ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+
 def _run(path, image):
-    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    session = _session(str(path))
     name = session.get_inputs()[0].name
     return session, session.run(None, {name: image})
 
@@ -73,3 +80,53 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     corrupt.write_bytes(b'not a protobuf at all')
     with pytest.raises(SplitHeadExportError, match='corrupt.onnx'):
         export_split_heads(corrupt, tmp_path / 'out.onnx')
+
+
+def _letterboxed(image_path):
+    import cv2
+    from rk_yolo_ros.letterbox import Letterbox
+    canvas, _ = Letterbox((640, 640))(cv2.imread(str(image_path)))
+    return np.ascontiguousarray(canvas.transpose(0, 3, 1, 2), np.float32) / 255.0
+
+
+@pytest.fixture(scope='module')
+def both_outputs(demo_model, split_head_model, demo_images):
+    """Return (single-output, split-head outputs) of the real model for each demo image."""
+    pairs = []
+    for image_path in demo_images:
+        tensor = _letterboxed(image_path)
+        pairs.append((_run(demo_model, tensor)[1], _run(split_head_model, tensor)[1]))
+    return pairs
+
+
+@pytest.mark.parametrize('conf', [0.1, 0.25, 0.5])
+def test_split_head_decode_matches_the_original_model(both_outputs, conf):
+    from rk_yolo_ros.frame_processing import DetectionSettings
+    from rk_yolo_ros.yolo_decode import YoloDecoder
+    settings = DetectionSettings(conf_threshold=conf)
+    for single, split in both_outputs:
+        decoder = YoloDecoder((640, 640))
+        assert decoder.family(single) == 'ultralytics' and decoder.family(split) == 'rknn_split'
+        expected = decoder.decode(single, settings)
+        assert len(expected[1]) >= 1
+        order = np.random.default_rng(int(conf * 100)).permutation(len(split))
+        shuffled = [split[i] for i in order]
+        variants = [split, shuffled,
+                    [np.ascontiguousarray(o.transpose(0, 2, 3, 1)) for o in shuffled]]
+        for outputs in variants:
+            boxes, scores, class_ids = YoloDecoder((640, 640)).decode(outputs, settings)
+            assert class_ids.tolist() == expected[2].tolist()
+            np.testing.assert_allclose(scores, expected[1], atol=1e-5)
+            np.testing.assert_allclose(boxes, expected[0], atol=0.05)
+
+
+def test_node_names_do_not_matter(demo_model, split_head_model, tmp_path):
+    model = onnx.load(str(demo_model))
+    for index, node in enumerate(model.graph.node):
+        node.name = f'n{len(model.graph.node) - index}'  # nothing like '/model.22/...'
+    renamed = tmp_path / 'renamed.onnx'
+    onnx.save(model, str(renamed))
+    exported = export_split_heads(renamed, tmp_path / 'renamed_split.onnx')
+    tensor = np.random.default_rng(0).random((1, 3, 640, 640), np.float32)
+    for ours, reference in zip(_run(exported, tensor)[1], _run(split_head_model, tensor)[1]):
+        np.testing.assert_allclose(ours, reference, atol=1e-5)

@@ -1,0 +1,220 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Tests for YOLO output decoding (both families) and class-aware NMS."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rk_yolo_ros import yolo_decode
+from rk_yolo_ros.frame_processing import DetectionSettings
+from rk_yolo_ros.yolo_decode import DecodeError, nms_per_class, YoloDecoder
+
+SIZE = (640, 640)
+STRIDES = (8, 16, 32)
+BACKGROUND = 0.01
+
+# (stride, row, col, class id, score, (left, top, right, bottom) in grid cells, < 16)
+OBJECTS = [
+    (8, 10, 12, 3, 0.91, (2, 3, 4, 5)),
+    (16, 20, 5, 0, 0.72, (1, 1, 6, 9)),
+    (32, 7, 15, 2, 0.55, (3, 4, 2, 3)),
+    (32, 12, 3, 1, 0.30, (5, 2, 5, 2)),
+]
+
+
+def expected_boxes(objects=OBJECTS):
+    """Return the x1y1x2y2 boxes the objects describe, in model-input pixels."""
+    boxes = []
+    for stride, row, col, _, _, (left, top, right, bottom) in objects:
+        cx, cy = (col + 0.5) * stride, (row + 0.5) * stride
+        boxes.append([cx - left * stride, cy - top * stride, cx + right * stride,
+                      cy + bottom * stride])
+    return np.array(boxes, np.float32)
+
+
+def split_heads(num_classes, objects=OBJECTS, score_sum=True):
+    """Build model-zoo split-head outputs (NCHW, box/cls/sum per stride) holding the objects."""
+    outputs = []
+    for stride in STRIDES:
+        grid = SIZE[1] // stride
+        box = np.zeros((1, 64, grid, grid), np.float32)
+        cls = np.full((1, num_classes, grid, grid), BACKGROUND, np.float32)
+        for s, row, col, class_id, score, sides in objects:
+            if s != stride:
+                continue
+            for side, distance in enumerate(sides):
+                box[0, side * 16 + distance, row, col] = 30.0  # softmax ~ one-hot at distance
+            cls[0, class_id, row, col] = score
+        outputs += [box, cls]
+        if score_sum:
+            outputs.append(np.minimum(cls.sum(axis=1, keepdims=True), 1.0))
+    return outputs
+
+
+def ultralytics_output(num_classes, objects=OBJECTS):
+    """Build the single (1, 4 + nc, 8400) output holding the same objects."""
+    anchors = sum((SIZE[1] // s) ** 2 for s in STRIDES)
+    output = np.zeros((1, 4 + num_classes, anchors), np.float32)
+    output[0, 4:] = BACKGROUND
+    offsets = dict(zip(STRIDES, np.cumsum([0] + [(SIZE[1] // s) ** 2 for s in STRIDES])))
+    for (stride, row, col, class_id, score, _), box in zip(objects, expected_boxes(objects)):
+        anchor = offsets[stride] + row * (SIZE[1] // stride) + col
+        output[0, :4, anchor] = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2,
+                                 box[2] - box[0], box[3] - box[1]]
+        output[0, 4 + class_id, anchor] = score
+    return [output]
+
+
+def _sorted(result):
+    boxes, scores, class_ids = result
+    order = np.argsort(-scores)
+    return boxes[order], scores[order], class_ids[order]
+
+
+def _check(result, objects=OBJECTS, conf=0.25):
+    boxes, scores, class_ids = _sorted(result)
+    wanted = [o for o in objects if o[4] > conf]
+    wanted.sort(key=lambda o: -o[4])
+    np.testing.assert_allclose(boxes, expected_boxes(wanted), atol=1e-3)
+    np.testing.assert_allclose(scores, [o[4] for o in wanted], atol=1e-6)
+    assert class_ids.tolist() == [o[3] for o in wanted]
+
+
+@pytest.mark.parametrize('transposed', [False, True])
+def test_ultralytics_output_and_its_transpose(transposed):
+    output = ultralytics_output(5)
+    if transposed:
+        output = [np.ascontiguousarray(output[0].transpose(0, 2, 1))]
+    decoder = YoloDecoder(SIZE)
+    assert decoder.family(output) == 'ultralytics' and decoder.num_classes(output) == 5
+    _check(decoder.decode(output, DetectionSettings(conf_threshold=0.25)))
+
+
+@pytest.mark.parametrize('num_classes,score_sum', [(80, True), (80, False), (5, True),
+                                                   (64, True), (64, False)])
+def test_split_heads_nchw(num_classes, score_sum):
+    outputs = split_heads(num_classes, score_sum=score_sum)
+    decoder = YoloDecoder(SIZE)
+    assert decoder.family(outputs) == 'rknn_split'
+    assert decoder.num_classes(outputs) == num_classes
+    _check(decoder.decode(outputs, DetectionSettings(conf_threshold=0.25)))
+
+
+def test_split_heads_single_class_with_score_sum():
+    """With one class the class tensor and the score sum are both 1-channel and equal."""
+    objects = [(s, r, c, 0, score, sides) for s, r, c, _, score, sides in OBJECTS]
+    outputs = split_heads(1, objects)
+    decoder = YoloDecoder(SIZE)
+    assert decoder.num_classes(outputs) == 1
+    _check(decoder.decode(outputs, DetectionSettings(conf_threshold=0.25)), objects)
+    _check(decoder.decode(split_heads(1, objects, score_sum=False),
+                          DetectionSettings(conf_threshold=0.25)), objects)
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_split_heads_in_any_order_and_nhwc(seed):
+    outputs = split_heads(80)
+    order = np.random.default_rng(seed).permutation(len(outputs))
+    shuffled = [outputs[i] for i in order]
+    _check(YoloDecoder(SIZE).decode(shuffled, DetectionSettings(conf_threshold=0.25)))
+    nhwc = [np.ascontiguousarray(o.transpose(0, 2, 3, 1)) for o in shuffled]
+    _check(YoloDecoder(SIZE).decode(nhwc, DetectionSettings(conf_threshold=0.25)))
+
+
+def test_both_families_agree_on_the_same_objects():
+    decoder = YoloDecoder(SIZE)
+    settings = DetectionSettings(conf_threshold=0.2)
+    split = _sorted(decoder.decode(split_heads(7), settings))
+    single = _sorted(decoder.decode(ultralytics_output(7), settings))
+    for a, b in zip(split, single):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_thresholds_apply_per_call():
+    decoder = YoloDecoder(SIZE)
+    outputs = split_heads(80)
+    assert len(decoder.decode(outputs, DetectionSettings(conf_threshold=0.25))[1]) == 4
+    assert len(decoder.decode(outputs, DetectionSettings(conf_threshold=0.6))[1]) == 2
+    assert len(decoder.decode(outputs, DetectionSettings(conf_threshold=0.95))[1]) == 0
+    assert len(decoder.decode(outputs, DetectionSettings(max_detections=3))[1]) == 3
+    kept = decoder.decode(outputs, DetectionSettings(classes=(0, 2)))[2]
+    assert sorted(kept.tolist()) == [0, 2]
+
+
+def test_overlapping_boxes_of_different_classes_both_survive_nms():
+    same_place = [(8, 30, 30, 1, 0.9, (4, 4, 4, 4)), (8, 30, 31, 2, 0.8, (4, 4, 4, 4)),
+                  (8, 31, 30, 1, 0.7, (4, 4, 4, 4))]
+    boxes, scores, class_ids = YoloDecoder(SIZE).decode(
+        ultralytics_output(3, same_place), DetectionSettings(iou_threshold=0.5))
+    assert class_ids.tolist() == [1, 2]  # the class-1 duplicate is suppressed
+    np.testing.assert_allclose(scores, [0.9, 0.8], atol=1e-6)
+
+
+def _reference_nms(boxes, scores, class_ids, iou_threshold):
+    """Slow per-class greedy NMS written independently with plain Python loops."""
+    keep = []
+    for cls in set(class_ids.tolist()):
+        idx = sorted([i for i in range(len(scores)) if class_ids[i] == cls],
+                     key=lambda i: -scores[i])
+        while idx:
+            best = idx.pop(0)
+            keep.append(best)
+            survivors = []
+            for i in idx:
+                ix = max(0.0, min(boxes[best][2], boxes[i][2]) - max(boxes[best][0], boxes[i][0]))
+                iy = max(0.0, min(boxes[best][3], boxes[i][3]) - max(boxes[best][1], boxes[i][1]))
+                inter = ix * iy
+                area = ((boxes[best][2] - boxes[best][0]) * (boxes[best][3] - boxes[best][1])
+                        + (boxes[i][2] - boxes[i][0]) * (boxes[i][3] - boxes[i][1]) - inter)
+                if inter / area <= iou_threshold:
+                    survivors.append(i)
+            idx = survivors
+    return sorted(keep, key=lambda i: -scores[i])
+
+
+@pytest.mark.parametrize('seed,iou,dense',
+                         itertools.product(range(5), (0.3, 0.45, 0.7), (True, False)))
+def test_nms_matches_an_independent_reference(seed, iou, dense, monkeypatch):
+    if not dense:  # force the path used for more than DENSE_NMS_LIMIT candidates
+        monkeypatch.setattr(yolo_decode, 'DENSE_NMS_LIMIT', 0)
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 200, (150, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(10, 80, (150, 2))], 1)
+    boxes = boxes.astype(np.float32)
+    scores = rng.permutation(150).astype(np.float32) / 150 + 0.001  # distinct scores
+    class_ids = rng.integers(0, 3, 150).astype(np.int32)
+    kept = nms_per_class(boxes, scores, class_ids, iou, 1000)
+    assert kept.tolist() == _reference_nms(boxes, scores, class_ids, iou)
+    assert nms_per_class(boxes, scores, class_ids, iou, 5).tolist() == kept[:5].tolist()
+
+
+@pytest.mark.parametrize('shapes', [
+    [(1, 3, 80)],  # too few values per anchor
+    [(1, 2, 3, 4, 5)],
+    [(1, 64, 80, 80), (1, 80, 33, 33)],  # a grid that fits no stride
+    [(1, 64, 80, 80), (1, 63, 40, 40), (1, 80, 40, 40)],  # stride 16 without a box tensor
+    [(1, 64, 80, 80), (1, 80, 80, 80), (1, 3, 80, 80)],  # third tensor not a 1-ch score sum
+])
+def test_unexpected_outputs_name_their_shapes(shapes):
+    outputs = [np.zeros(s, np.float32) for s in shapes]
+    with pytest.raises(DecodeError, match=r'\(1, '):
+        YoloDecoder(SIZE).decode(outputs, DetectionSettings())
+
+
+def test_layout_option_is_validated():
+    with pytest.raises(ValueError, match='nchw'):
+        YoloDecoder(SIZE, layout='chw')
