@@ -42,6 +42,7 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
+            'yolo_node = rk_yolo_ros.yolo_node:main',
         ],
     },
 )
