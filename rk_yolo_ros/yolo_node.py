@@ -57,6 +57,7 @@ import vision_msgs.msg
 LOG_THROTTLE_S = 5.0
 DRAIN_TIMEOUT_S = 3.0
 FPS_WINDOW = 60
+MAX_REASONS = 20
 ACTIVE_WORKER_STATES = ('ready', 'starting')
 
 
@@ -297,6 +298,8 @@ class YoloNode(Node):
             self._counts[key] += 1
             if reason:
                 reason = f'{key}: {reason[:160]}'
+                if reason not in self._reasons and len(self._reasons) >= MAX_REASONS:
+                    reason = f'{key}: other reasons'  # bounded: texts may carry sizes
                 self._reasons[reason] = self._reasons.get(reason, 0) + 1
 
     # ------------------------------------------------------------------------- output
