@@ -181,8 +181,10 @@ class YoloNode(Node):
         """Declare parameters, start the workers, then the publishers and the subscription."""
         super().__init__('yolo_node', **kwargs)
         for name, (default, descriptor) in PARAMETERS.items():
-            if name == 'classes':
-                descriptor.dynamic_typing = True  # so an empty list ([]) is accepted as 'all'
+            if isinstance(default, list):
+                # An empty list from the command line or YAML has no type (NOT_SET); dynamic
+                # typing accepts it, and node_settings checks every value's type instead.
+                descriptor.dynamic_typing = True
             self.declare_parameter(name, default, descriptor)
         values = self._parameter_values()
         self._bridge = CvBridge()
