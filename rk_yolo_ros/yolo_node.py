@@ -413,7 +413,11 @@ class YoloNode(Node):
             stats = pipeline.close(drain=True, timeout=DRAIN_TIMEOUT_S)
             with self._lock:
                 counts = dict(self._counts)
-            self.get_logger().info(
+            # After ROS shut down, the node's logger would fail to reach /rosout; a child
+            # logger only prints.
+            logger = (self.get_logger() if self.context.ok()
+                      else rclpy.logging.get_logger(self.get_logger().name + '.shutdown'))
+            logger.info(
                 f'pipeline closed: {stats.accepted} accepted, {counts["published"]} published, '
                 f'{counts["failed"]} failed, {counts["cancelled"]} cancelled, '
                 f'{counts["rejected"]} rejected, {counts["unpublished"]} unpublished')
