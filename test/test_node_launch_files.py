@@ -98,3 +98,13 @@ def test_config_sets_only_declared_parameters():
         assert type(value) is type(default) or (isinstance(default, float) and
                                                 isinstance(value, (int, float))), name
         assert PARAMETERS[name][1].description
+
+
+def test_rviz_config_shows_the_annotated_image_reliably():
+    """rviz/yolo.rviz parses and subscribes to /image_annotated with Reliable QoS."""
+    config = yaml.safe_load((ROOT / 'rviz' / 'yolo.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    annotated = [d for d in displays if d.get('Topic', {}).get('Value') == '/image_annotated']
+    assert len(annotated) == 1 and annotated[0]['Enabled']
+    assert annotated[0]['Class'] == 'rviz_default_plugins/Image'
+    assert annotated[0]['Topic']['Reliability Policy'] == 'Reliable'
