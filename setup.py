@@ -43,6 +43,7 @@ setup(
     entry_points={
         'console_scripts': [
             'rk-yolo = rk_yolo_ros.cli:main',
+            'yolo_node = rk_yolo_ros.yolo_node:main',
         ],
     },
 )
