@@ -138,6 +138,10 @@ def add_run_command(subparsers) -> None:
     model.add_argument('--input-size', type=_size, default=None,
                        help='model input WIDTHxHEIGHT where the backend cannot read it (rknn, '
                        'emulated)')
+    model.add_argument('--emulated-latency-ms', type=float, default=16.7,
+                       help='inference latency of the emulated backend (default 16.7)')
+    model.add_argument('--start-method', choices=('spawn', 'fork', 'forkserver'),
+                       default='spawn', help='how worker processes start (default spawn)')
     model.add_argument('--class-id-format', choices=('name', 'index'), default='name',
                        help='Detection2D class_id: the class name or its index (default name)')
     outputs = run.add_argument_group('outputs (any combination)')
@@ -239,7 +243,8 @@ def _detector_factory(args):
         model = str(cached)
     factory = YoloDetectorFactory(model_path=model, backend=args.backend,
                                   labels_file=args.labels_file, onnx_threads=args.onnx_threads,
-                                  input_size=args.input_size)
+                                  input_size=args.input_size,
+                                  emulated_latency_s=args.emulated_latency_ms / 1000.0)
     try:
         backend = factory.check()
     except (ValueError, FileNotFoundError) as error:
@@ -291,7 +296,8 @@ def run_command(args) -> int:
         config = PipelineConfig(workers=args.workers, output_height=args.output_height,
                                 max_output_width=max(1280, args.output_height * 16 // 9),
                                 core_masks=validate_core_masks(args.core_masks),
-                                cpu_affinity=resolve_cpu_affinity(args.cpu_affinity))
+                                cpu_affinity=resolve_cpu_affinity(args.cpu_affinity),
+                                start_method=args.start_method)
         paths = _output_paths(args)
         factory, backend, model = _detector_factory(args)
     except (UsageError, ValueError) as error:
