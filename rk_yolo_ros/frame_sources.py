@@ -1,0 +1,375 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Offline frame sources: a video file, a camera, a folder of images, or a rosbag2 recording.
+
+Every source yields ``SourceFrame`` items in order: a BGR image with header-like metadata
+(stamp, frame_id), or, for a frame that cannot be decoded, no image and the reason. A frame is
+never dropped silently: whatever cannot be read is reported as a failed item in its place.
+A source that cannot be opened at all raises ``SourceError`` naming the path and what was
+expected.
+"""
+
+import abc
+from dataclasses import dataclass
+import os
+import pathlib
+import time
+from typing import Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from rk_yolo_ros.image_conversion import ImageConversionError, message_to_bgr
+
+IMAGE_SUFFIXES = ('.bmp', '.jpeg', '.jpg', '.pgm', '.png', '.ppm', '.tif', '.tiff', '.webp')
+BAG_SUFFIXES = ('.db3', '.mcap', '.bag')
+IMAGE_MSG_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+DEFAULT_FPS = 30.0
+# A failed grab may be one broken packet: try this many more before calling the stream ended.
+VIDEO_GRAB_RETRIES = 5
+SOURCE_KINDS = 'a video file, a camera index, a folder of images or a rosbag2 directory/file'
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or read any further."""
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """Header-like facts about one source frame."""
+
+    index: int  # position in the source's sequence, from 0, counting failed frames too
+    stamp_ns: int  # header stamp in nanoseconds
+    frame_id: str
+    bag_timestamp_ns: Optional[int] = None  # recording time of a bag message
+    topic: str = ''
+
+    @property
+    def sec_nanosec(self) -> Tuple[int, int]:
+        """Return the stamp as ROS (sec, nanosec)."""
+        return divmod(int(self.stamp_ns), 1_000_000_000)
+
+
+@dataclass
+class SourceFrame:
+    """One item of a source: an image, or no image and the reason it could not be read."""
+
+    meta: FrameMeta
+    image: Optional[np.ndarray] = None
+    error: str = ''
+
+
+class FrameSource(abc.ABC):
+    """An ordered, finite (or live) sequence of frames; use as a context manager."""
+
+    kind = 'source'
+
+    def __init__(self, description: str):
+        """Remember how to name the source in messages."""
+        self.description = description
+        self.total: Optional[int] = None  # frames expected, where the source knows
+        self.fps: Optional[float] = None  # nominal frame rate, for an output video
+
+    @abc.abstractmethod
+    def frames(self) -> Iterator[SourceFrame]:
+        """Yield the frames in order."""
+
+    def close(self) -> None:
+        """Release the source; safe to call twice."""
+
+    def __enter__(self):
+        """Return the open source."""
+        return self
+
+    def __exit__(self, *exc_info):
+        """Close the source."""
+        self.close()
+
+
+def _stamp_at(index: int, fps: float, start_ns: int = 0) -> int:
+    """Return the stamp of frame ``index`` of a constant-rate sequence."""
+    return start_ns + int(round(index * 1e9 / fps))
+
+
+class VideoSource(FrameSource):
+    """Frames of a video file, stamped by their position in the video (from 0 s)."""
+
+    kind = 'video'
+
+    def __init__(self, path: str, frame_id: str = 'camera'):
+        """Open the video with OpenCV; raise SourceError if it cannot be decoded."""
+        super().__init__(f'video {path}')
+        self.path = path
+        self.frame_id = frame_id
+        self._capture = cv2.VideoCapture(str(path))
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f'cannot open {path} as a video: OpenCV has no decoder for it '
+                              f'(expected {SOURCE_KINDS})')
+        count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.total = count if count > 0 else None
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if 0 < fps < 1000 else DEFAULT_FPS
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """Yield decoded frames; frames the decoder cannot produce are failed items."""
+        index = 0
+        while True:
+            grabbed = self._capture.grab()
+            missed = 0
+            while not grabbed and missed < VIDEO_GRAB_RETRIES and self._more_expected(index):
+                missed += 1
+                grabbed = self._capture.grab()
+            if not grabbed:
+                if self._more_expected(index):
+                    # the container declares more frames than the decoder delivers
+                    for lost in range(index, self.total):
+                        yield self._failed(lost, f'video frame {lost} of {self.total} could '
+                                                 'not be decoded (the stream ended early)')
+                return
+            for lost in range(index, index + missed):  # broken packets before a good one
+                yield self._failed(lost, f'video frame {lost} could not be decoded')
+            index += missed
+            ok, image = self._capture.retrieve()
+            if not ok or image is None:
+                yield self._failed(index, f'video frame {index} could not be decoded')
+            else:
+                yield SourceFrame(self._meta(index), _as_bgr(image))
+            index += 1
+
+    def _more_expected(self, index: int) -> bool:
+        return self.total is not None and index < self.total
+
+    def _meta(self, index: int) -> FrameMeta:
+        return FrameMeta(index, _stamp_at(index, self.fps), self.frame_id)
+
+    def _failed(self, index: int, reason: str) -> SourceFrame:
+        return SourceFrame(self._meta(index), None, reason)
+
+    def close(self) -> None:
+        """Release the capture."""
+        self._capture.release()
+
+
+class CameraSource(FrameSource):
+    """Live frames of a camera (OpenCV device index), stamped with the wall clock."""
+
+    kind = 'camera'
+
+    def __init__(self, device: int, frame_id: str = 'camera'):
+        """Open the camera; raise SourceError if it is not there."""
+        super().__init__(f'camera {device}')
+        self.frame_id = frame_id
+        self._capture = cv2.VideoCapture(device)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f'cannot open camera {device}: no such video device, or it is '
+                              'busy')
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if 0 < fps < 1000 else DEFAULT_FPS
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """Yield frames until the camera stops delivering (unplugged) or the caller stops."""
+        index = 0
+        while True:
+            ok, image = self._capture.read()
+            if not ok or image is None:
+                if index == 0:
+                    raise SourceError(f'{self.description} delivered no frame')
+                raise SourceError(f'{self.description} stopped delivering frames after '
+                                  f'{index} frames')
+            yield SourceFrame(FrameMeta(index, time.time_ns(), self.frame_id), _as_bgr(image))
+            index += 1
+
+    def close(self) -> None:
+        """Release the camera."""
+        self._capture.release()
+
+
+class ImageFolderSource(FrameSource):
+    """Image files of a folder in name order, stamped at a nominal frame rate."""
+
+    kind = 'images'
+
+    def __init__(self, paths: List[pathlib.Path], description: str, fps: float = DEFAULT_FPS,
+                 frame_id: str = 'camera'):
+        """Take the image files to read, in order."""
+        super().__init__(description)
+        self.paths = paths
+        self.total = len(paths)
+        self.fps = fps
+        self.frame_id = frame_id
+
+    @classmethod
+    def from_folder(cls, folder: pathlib.Path, fps: float = DEFAULT_FPS,
+                    frame_id: str = 'camera') -> 'ImageFolderSource':
+        """List the folder's image files; raise SourceError if it has none."""
+        paths = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise SourceError(f'folder {folder} holds no image files ({", ".join(IMAGE_SUFFIXES)})'
+                              f' and is not a rosbag2 recording (no metadata.yaml, .db3 or .mcap)')
+        return cls(paths, f'{len(paths)} images in {folder}', fps, frame_id)
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """Yield each image; a file OpenCV cannot decode is a failed item naming the file."""
+        for index, path in enumerate(self.paths):
+            meta = FrameMeta(index, _stamp_at(index, self.fps), self.frame_id)
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                yield SourceFrame(meta, None, f'cannot decode image file {path}')
+            else:
+                yield SourceFrame(meta, image)
+
+
+class BagSource(FrameSource):
+    """Image or CompressedImage messages of one topic of a rosbag2 (sqlite3, mcap) or ROS 1 bag."""
+
+    kind = 'bag'
+
+    def __init__(self, path: pathlib.Path, topic: Optional[str] = None):
+        """Open the bag and pick the image topic; raise SourceError naming what is wrong."""
+        super().__init__(f'bag {path}')
+        try:
+            from rosbags.highlevel import AnyReader
+            from rosbags.typesys import get_typestore, Stores
+        except ImportError as error:
+            raise SourceError(f'reading {path} needs the rosbags package '
+                              '(pip install rosbags, or the [bag] extra)') from error
+        self.path = path
+        try:
+            self._reader = AnyReader([path],
+                                     default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+            self._reader.open()
+        except Exception as error:  # rosbags raises several types for unreadable bags
+            raise SourceError(f'cannot read {path} as a rosbag: {type(error).__name__}: '
+                              f'{error}') from error
+        try:
+            self._connections = self._pick_topic(topic)
+        except SourceError:
+            self.close()
+            raise
+        self.topic = self._connections[0].topic
+        self.msgtype = self._connections[0].msgtype
+        self.description = f'bag {path} topic {self.topic} ({self.msgtype})'
+        self.total = sum(c.msgcount for c in self._connections) or None
+        self.fps = self._estimate_fps()
+
+    def _pick_topic(self, topic: Optional[str]):
+        """Return the connections of the chosen image topic."""
+        connections = self._reader.connections
+        image_topics = sorted({c.topic for c in connections if c.msgtype in IMAGE_MSG_TYPES})
+        listing = ', '.join(f'{c.topic} ({c.msgtype})' for c in connections) or 'none'
+        if topic is None:
+            if not image_topics:
+                raise SourceError(f'bag {self.path} has no sensor_msgs Image or CompressedImage '
+                                  f'topic (its topics: {listing})')
+            if len(image_topics) > 1:
+                raise SourceError(f'bag {self.path} has several image topics '
+                                  f'({", ".join(image_topics)}); choose one with --topic')
+            topic = image_topics[0]
+        chosen = [c for c in connections if c.topic == topic]
+        if not chosen:
+            raise SourceError(f'bag {self.path} has no topic {topic!r} (its topics: {listing})')
+        if chosen[0].msgtype not in IMAGE_MSG_TYPES:
+            raise SourceError(f'topic {topic} in bag {self.path} carries {chosen[0].msgtype}, '
+                              f'expected one of {", ".join(IMAGE_MSG_TYPES)}')
+        return chosen
+
+    def _estimate_fps(self) -> float:
+        """Return the topic's mean message rate over the bag, or the default rate."""
+        duration_s = (self._reader.end_time - self._reader.start_time) / 1e9
+        if self.total and self.total > 1 and duration_s > 0:
+            return (self.total - 1) / duration_s
+        return DEFAULT_FPS
+
+    def frames(self) -> Iterator[SourceFrame]:
+        """Yield each message as an image; one that cannot be decoded is a failed item."""
+        try:
+            messages = self._reader.messages(connections=self._connections)
+            for index, (connection, timestamp, raw) in enumerate(messages):
+                try:
+                    message = self._reader.deserialize(raw, connection.msgtype)
+                except Exception as error:  # a corrupt record fails its frame, not the run
+                    meta = FrameMeta(index, timestamp, '', timestamp, connection.topic)
+                    yield SourceFrame(meta, None, f'message {index} on {connection.topic} at '
+                                                  f't={timestamp} ns cannot be deserialized: '
+                                                  f'{error}')
+                    continue
+                header = message.header
+                stamp_ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+                meta = FrameMeta(index, stamp_ns, header.frame_id, timestamp, connection.topic)
+                try:
+                    image = message_to_bgr(message)
+                except (ImageConversionError, cv2.error) as error:
+                    image, reason = None, f'message {index} on {connection.topic}: {error}'
+                yield SourceFrame(meta, image, '' if image is not None else reason)
+        except Exception as error:  # the storage itself failed mid-way (truncated file)
+            raise SourceError(f'reading {self.path} failed: {type(error).__name__}: '
+                              f'{error}') from error
+
+    def close(self) -> None:
+        """Close the bag."""
+        reader, self._reader = getattr(self, '_reader', None), None
+        if reader is not None and reader.stack is not None:
+            reader.close()
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    """Return a 3-channel BGR frame (OpenCV may deliver gray or BGRA)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _is_bag_folder(folder: pathlib.Path) -> bool:
+    return (folder / 'metadata.yaml').is_file() or any(
+        p.suffix in ('.db3', '.mcap') for p in folder.iterdir())
+
+
+def open_source(spec: str, topic: Optional[str] = None, fps: Optional[float] = None,
+                frame_id: str = 'camera') -> FrameSource:
+    """
+    Open ``spec`` as the source it names; raise SourceError if it is none of them.
+
+    A number that is not an existing path is a camera index; a folder with metadata.yaml,
+    .db3 or .mcap files, or a .db3/.mcap/.bag file, is a bag; another folder is a folder of
+    images; an image file is a one-image folder; any other file is a video.
+    """
+    path = pathlib.Path(spec).expanduser()
+    if not path.exists():
+        if spec.isdigit():
+            return CameraSource(int(spec), frame_id)
+        raise SourceError(f'source not found: {spec} (expected {SOURCE_KINDS})')
+    if topic is not None and not (path.is_dir() and _is_bag_folder(path)) \
+            and path.suffix not in BAG_SUFFIXES:
+        raise SourceError(f'--topic {topic} applies to bags only; {spec} is not a rosbag')
+    if path.is_dir():
+        if _is_bag_folder(path):
+            return BagSource(path, topic)
+        return ImageFolderSource.from_folder(path, fps or DEFAULT_FPS, frame_id)
+    if not os.access(path, os.R_OK):
+        raise SourceError(f'source {spec} is not readable (permission denied)')
+    if path.suffix in BAG_SUFFIXES:
+        return BagSource(path, topic)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFolderSource([path], f'image {path}', fps or DEFAULT_FPS, frame_id)
+    source = VideoSource(str(path), frame_id)
+    if fps:
+        source.fps = fps
+    return source

@@ -1,0 +1,361 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+Where offline results go: an annotated video, a rosbag2 recording, JSON lines.
+
+A sink checks its path when built, and opens, writes and closes in ONE thread (the run's
+writer thread: sqlite3 connections may not cross threads). It takes ``FrameRecord`` items in
+source order and is closed exactly once, also after an error or Ctrl-C, so what was written
+stays readable (the mp4 is finalized, the bag gets its metadata). A write that fails raises
+``SinkError`` naming the output and the cause (e.g. the disk is full).
+"""
+
+import abc
+from dataclasses import dataclass
+import errno
+import json
+import pathlib
+import shutil
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from rk_yolo_ros.detection_messages import build_detection_array
+from rk_yolo_ros.frame_processing import Detections
+from rk_yolo_ros.frame_sources import FrameMeta
+from rk_yolo_ros.vision_msgs_defs import register_vision_msgs
+
+BAG_STORAGES = ('sqlite3', 'mcap')
+# sqlite3 bags are one transaction until closed; committing this often keeps a crash's losses
+# small (the .db3 stays readable on its own).
+BAG_COMMIT_SECONDS = 2.0
+
+
+class SinkError(RuntimeError):
+    """An output cannot be created or written."""
+
+
+@dataclass
+class FrameRecord:
+    """One source frame's outcome, handed to every sink in source order."""
+
+    meta: FrameMeta
+    status: str  # 'ok' | 'failed' | 'cancelled'
+    detections: Optional[Detections] = None
+    image: Optional[np.ndarray] = None  # the annotated frame; valid only during write()
+    source_size: Optional[Tuple[int, int]] = None  # (width, height) of the input frame
+    error: str = ''
+    latency_s: float = 0.0
+    worker: Optional[int] = None
+    stage: str = 'process'  # where a failure happened: 'decode' (source) or 'process'
+
+
+def describe_os_error(error: OSError) -> str:
+    """Return an OSError's text, saying plainly when the disk is full."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f'no space left on the device ({error})'
+    return str(error)
+
+
+class ResultSink(abc.ABC):
+    """One output; ``written`` counts the frames it holds."""
+
+    name = 'output'
+
+    def __init__(self, path: pathlib.Path):
+        """Remember the output path."""
+        self.path = pathlib.Path(path)
+        self.written = 0
+
+    def create(self) -> None:
+        """Create the output (in the thread that writes it); raise SinkError if it cannot."""
+
+    @abc.abstractmethod
+    def write(self, record: FrameRecord) -> None:
+        """Write one frame's result; raise SinkError if it cannot be written."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Finalize the output so it is readable; safe to call twice."""
+
+    def describe(self) -> str:
+        """Return a one-line description for the summary."""
+        return f'{self.name} {self.path} ({self.written} frames)'
+
+
+class VideoSink(ResultSink):
+    """Annotated frames of processed frames into a video file (mp4v in .mp4 by default)."""
+
+    name = 'video'
+
+    def __init__(self, path: pathlib.Path, fps: float, fourcc: str = 'mp4v'):
+        """Check the folder; the writer opens on the first frame, when its size is known."""
+        super().__init__(path)
+        if len(fourcc) != 4:
+            raise SinkError(f'video codec must be a 4-character fourcc like mp4v, got {fourcc!r}')
+        if not self.path.parent.is_dir():
+            raise SinkError(f'cannot write video {self.path}: folder {self.path.parent} does '
+                            'not exist')
+        self.fps = float(fps)
+        self.fourcc = fourcc
+        self.size: Optional[Tuple[int, int]] = None
+        self._writer: Optional[cv2.VideoWriter] = None
+
+    def write(self, record: FrameRecord) -> None:
+        """Append the annotated frame of a processed frame; others have no image to show."""
+        if record.status != 'ok' or record.image is None:
+            return
+        image = record.image
+        if self._writer is None:
+            self.size = (image.shape[1], image.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc),
+                                           self.fps, self.size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise SinkError(f'cannot write video {self.path}: OpenCV has no {self.fourcc} '
+                                f'encoder for {self.path.suffix or "this file type"}, or the '
+                                'file cannot be created')
+        if (image.shape[1], image.shape[0]) != self.size:
+            # a source that changes resolution mid-stream: a video keeps one size
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(np.ascontiguousarray(image))
+        self.written += 1
+
+    def close(self) -> None:
+        """Finalize the video file (writes the mp4 index)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.release()
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                raise SinkError(f'video {self.path} is empty after writing {self.written} '
+                                'frames (was the disk full?)')
+
+
+class JsonLinesSink(ResultSink):
+    """One JSON object per source frame (failed ones too), flushed as it is written."""
+
+    name = 'jsonl'
+
+    def __init__(self, path: pathlib.Path):
+        """Check the output folder; ``create`` makes the file."""
+        super().__init__(path)
+        if not self.path.parent.is_dir():
+            raise SinkError(f'cannot write {self.path}: folder {self.path.parent} does not '
+                            'exist')
+        self._file = None
+        self._broken = False
+
+    def create(self) -> None:
+        """Create (truncate) the file."""
+        try:
+            self._file = open(self.path, 'w', encoding='utf-8')
+        except OSError as error:
+            raise SinkError(f'cannot create {self.path}: {describe_os_error(error)}') from error
+
+    def write(self, record: FrameRecord) -> None:
+        """Write and flush the frame's line (so a failure shows at the frame that hit it)."""
+        line = json.dumps(record_to_json(record), separators=(',', ':'))
+        try:
+            self._file.write(line + '\n')
+            self._file.flush()
+        except OSError as error:
+            self._broken = True
+            raise SinkError(f'cannot write {self.path}: {describe_os_error(error)}') from error
+        self.written += 1
+
+    def close(self) -> None:
+        """Close the file."""
+        handle, self._file = self._file, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as error:
+                if self._broken:
+                    return  # the write error was reported; the unwritten rest cannot go out
+                raise SinkError(f'cannot close {self.path}: {describe_os_error(error)}') \
+                    from error
+
+
+def record_to_json(record: FrameRecord) -> Dict[str, Any]:
+    """Return the JSON-able dict of one frame record (boxes x1, y1, x2, y2 in input pixels)."""
+    sec, nanosec = record.meta.sec_nanosec
+    item: Dict[str, Any] = {
+        'index': record.meta.index,
+        'stamp': {'sec': sec, 'nanosec': nanosec},
+        'frame_id': record.meta.frame_id,
+        'status': record.status,
+    }
+    if record.meta.bag_timestamp_ns is not None:
+        item['bag_timestamp_ns'] = record.meta.bag_timestamp_ns
+    if record.source_size is not None:
+        item['width'], item['height'] = record.source_size
+    if record.status == 'ok':
+        item['latency_ms'] = round(record.latency_s * 1000.0, 2)
+        item['worker'] = record.worker
+        detections = record.detections if record.detections is not None else Detections()
+        labels = list(detections.labels) or [''] * len(detections)
+        item['detections'] = [
+            {'class_id': int(c), 'label': label, 'score': round(float(s), 4),
+             'box': [round(float(v), 1) for v in box]}
+            for box, s, c, label in zip(detections.boxes.tolist(), detections.scores.tolist(),
+                                        detections.class_ids.tolist(), labels)]
+    else:
+        item['error'] = record.error
+        if record.status == 'failed':
+            item['stage'] = record.stage
+    return item
+
+
+def _remove_existing_bag(path: pathlib.Path) -> None:
+    """Remove an earlier output bag at ``path``, refusing anything that is not a bag."""
+    if not path.exists():
+        return
+    looks_like_bag = path.is_dir() and ((path / 'metadata.yaml').exists() or any(
+        p.suffix in ('.db3', '.mcap') for p in path.iterdir()))
+    if not looks_like_bag:
+        raise SinkError(f'output bag {path} exists and is not a rosbag2 folder; not removing it')
+    shutil.rmtree(path)
+
+
+class BagSink(ResultSink):
+    """
+    Detection2DArray and annotated Image messages into a rosbag2 (sqlite3 or mcap).
+
+    Both are stamped with the INPUT frame's header stamp and frame_id and written at the input
+    message's bag timestamp (for non-bag sources: the frame's stamp), so bag in, bag out, every
+    processed frame in order. Failed frames have no messages here (see the JSON lines).
+    """
+
+    name = 'bag'
+
+    def __init__(self, path: pathlib.Path, detections_topic: str, image_topic: Optional[str],
+                 storage: str = 'sqlite3', overwrite: bool = False,
+                 class_id_format: str = 'name'):
+        """Create the bag and its topics; raise SinkError if it cannot be created."""
+        super().__init__(path)
+        try:
+            from rosbags.rosbag2 import StoragePlugin, Writer
+            from rosbags.typesys import get_typestore, Stores
+        except ImportError as error:
+            raise SinkError(f'writing the bag {path} needs the rosbags package '
+                            '(pip install rosbags, or the [bag] extra)') from error
+        if storage not in BAG_STORAGES:
+            raise SinkError(f'bag storage must be one of {", ".join(BAG_STORAGES)}, got '
+                            f'{storage!r}')
+        if overwrite:
+            _remove_existing_bag(self.path)
+        elif self.path.exists():
+            raise SinkError(f'output bag {self.path} exists already; remove it or pass '
+                            '--overwrite')
+        if not self.path.parent.is_dir():
+            raise SinkError(f'cannot write bag {self.path}: folder {self.path.parent} does not '
+                            'exist')
+        self.storage = storage
+        self.class_id_format = class_id_format
+        self.typestore = register_vision_msgs(get_typestore(Stores.ROS2_HUMBLE))
+        self.types = self.typestore.types
+        self.topics = [detections_topic] + ([image_topic] if image_topic else [])
+        self._plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+        self._writer_class = Writer
+        self._writer = None
+        self._detections = self._image = None
+        self._last_commit = time.monotonic()
+
+    def create(self) -> None:
+        """Create the bag and its two topics."""
+        try:
+            # Format version 8: v9 writes the QoS as a YAML list Humble's rosbag2 cannot parse.
+            self._writer = self._writer_class(self.path, version=8, storage_plugin=self._plugin)
+            self._writer.open()
+            self._detections = self._writer.add_connection(
+                self.topics[0], 'vision_msgs/msg/Detection2DArray', typestore=self.typestore)
+            if len(self.topics) > 1:
+                self._image = self._writer.add_connection(
+                    self.topics[1], 'sensor_msgs/msg/Image', typestore=self.typestore)
+        except Exception as error:
+            self._abort()
+            raise SinkError(f'cannot create bag {self.path}: {type(error).__name__}: '
+                            f'{error}') from error
+        self._last_commit = time.monotonic()
+
+    def _header(self, meta: FrameMeta) -> Any:
+        sec, nanosec = meta.sec_nanosec
+        time_type = self.types['builtin_interfaces/msg/Time']
+        return self.types['std_msgs/msg/Header'](stamp=time_type(sec=sec, nanosec=nanosec),
+                                                 frame_id=meta.frame_id)
+
+    def _image_message(self, header: Any, image: np.ndarray) -> Any:
+        height, width = image.shape[:2]
+        return self.types['sensor_msgs/msg/Image'](
+            header=header, height=height, width=width, encoding='bgr8', is_bigendian=0,
+            step=width * 3, data=np.ascontiguousarray(image).reshape(-1))
+
+    def write(self, record: FrameRecord) -> None:
+        """Write the frame's Detection2DArray and annotated image (processed frames only)."""
+        if record.status != 'ok':
+            return
+        meta = record.meta
+        timestamp = meta.bag_timestamp_ns if meta.bag_timestamp_ns is not None else meta.stamp_ns
+        header = self._header(meta)
+        detections = record.detections if record.detections is not None else Detections()
+        array = build_detection_array(self.types, header, detections, self.class_id_format)
+        try:
+            self._writer.write(self._detections, timestamp,
+                               self.typestore.serialize_cdr(array, self._detections.msgtype))
+            if self._image is not None and record.image is not None:
+                message = self._image_message(header, record.image)
+                self._writer.write(self._image, timestamp,
+                                   self.typestore.serialize_cdr(message, self._image.msgtype))
+            self._commit_if_due()
+        except OSError as error:
+            raise SinkError(f'cannot write bag {self.path}: {describe_os_error(error)}') \
+                from error
+        except Exception as error:  # sqlite3.OperationalError etc. for a full disk
+            raise SinkError(f'cannot write bag {self.path}: {type(error).__name__}: '
+                            f'{error}') from error
+        self.written += 1
+
+    def _commit_if_due(self) -> None:
+        """Commit the sqlite3 transaction now and then (rosbags commits only at close)."""
+        now = time.monotonic()
+        if now - self._last_commit < BAG_COMMIT_SECONDS:
+            return
+        self._last_commit = now
+        connection = getattr(self._writer.storage, 'conn', None)  # sqlite3 storage only
+        if connection is not None:
+            connection.commit()
+
+    def close(self) -> None:
+        """Write the bag's metadata and close its storage (readable by ros2 bag and rosbags)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except Exception as error:
+            raise SinkError(f'cannot finalize bag {self.path}: {type(error).__name__}: {error}'
+                            f' ({self.written} frames were written before)') from error
+
+    def _abort(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None and getattr(writer, 'storage', None) is not None:
+            writer.storage.abort()
+
+    def describe(self) -> str:
+        """Return a one-line description for the summary."""
+        return (f'bag {self.path} ({self.storage}; {self.written} frames on '
+                f'{", ".join(self.topics)})')

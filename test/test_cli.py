@@ -1,0 +1,128 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The rk-yolo command line: subcommands, bad arguments, bench, the progress bar on a TTY."""
+
+import json
+import os
+import pathlib
+import pty
+import subprocess
+import sys
+
+from offline_helpers import FAST_RUN, write_video
+import pytest
+
+from rk_yolo_ros import __version__, cli
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def python_env():
+    """Return an environment in which ``python -m rk_yolo_ros`` imports this checkout."""
+    return dict(os.environ,
+                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+
+
+def test_version_and_subcommands(capsys):
+    """--version prints the package version; run and bench are always there."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(['--version'])
+    assert exited.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {'run', 'bench'} <= set(commands)
+    if parser.model_tools_note is None:  # the model tools are installed: their commands too
+        assert {'export', 'convert', 'verify'} <= set(commands)
+    else:
+        assert 'model tools' in parser.model_tools_note
+
+
+@pytest.mark.parametrize('arguments, message', [
+    (['--workers', '0'], 'expected a positive integer'),
+    (['--classes', '0,a'], 'expected comma-separated integers'),
+    (['--input-size', '640'], 'expected WIDTHxHEIGHT'),
+    (['--bag-storage', 'zip'], "invalid choice: 'zip'"),
+])
+def test_bad_option_values_exit_2(arguments, message, capsys):
+    """Malformed option values are refused by argparse with exit code 2, naming the value."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(['run', 'video.mp4'] + arguments)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_values_the_pipeline_refuses(tmp_path, capsys):
+    """Thresholds out of range, core mask 7 and a missing model: exit 2 with the reason."""
+    video = write_video(tmp_path / 'in.mp4', 3)
+    assert cli.main(['run', str(video), '--conf', '1.5'] + FAST_RUN) == 2
+    assert 'conf_threshold must be in [0, 1], got 1.5' in capsys.readouterr().err
+    assert cli.main(['run', str(video), '--core-masks', '7'] + FAST_RUN) == 2
+    assert 'core mask 7' in capsys.readouterr().err
+    missing = tmp_path / 'missing.onnx'
+    assert cli.main(['run', str(video), '--model', str(missing), '--backend', 'onnx']) == 2
+    assert f'model file not found: {missing}' in capsys.readouterr().err
+    assert cli.main(['run', str(video), '--cpu-affinity', 'big'] + FAST_RUN[:-6]) == 2
+    assert '--cpu-affinity' in capsys.readouterr().err
+
+
+def test_no_model_and_no_cached_demo_model(tmp_path, monkeypatch, capsys):
+    """Without --model and without the cached demo model, the error says how to get one."""
+    monkeypatch.setenv('RK_YOLO_ASSETS', str(tmp_path / 'empty_cache'))
+    video = write_video(tmp_path / 'in.mp4', 3)
+    assert cli.main(['run', str(video), '--progress', 'off']) == 2
+    assert 'python -m rk_yolo_ros.demo_assets' in capsys.readouterr().err
+
+
+def test_bench_runs_the_throughput_benchmark_or_says_where_it_is(capsys):
+    """With benchmarks/pipeline_throughput.py it prints its JSON; without, a clear error."""
+    script = cli.find_benchmark_script()
+    code = cli.main(['bench', '--workers', '1', '--frames', '10'])
+    captured = capsys.readouterr()
+    if script is None:
+        assert code == 1
+        assert 'benchmarks/pipeline_throughput.py is not in this installation' in captured.err
+    else:
+        report = json.loads(captured.out)
+        assert code == 0 and report['results'][0]['frames_lost'] == 0
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    """On a pseudo-terminal stderr shows frames, fps and ETA; piped stderr has no bar."""
+    video = write_video(tmp_path / 'in.mp4', 30)
+    command = [sys.executable, '-m', 'rk_yolo_ros', 'run', str(video)] + FAST_RUN[:-2]
+    master, slave = pty.openpty()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave,
+                               env=python_env())
+    os.close(slave)
+    shown = b''
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the terminal's other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert process.wait(timeout=60) == 0
+    process.stdout.close()
+    text = shown.decode()
+    assert '30/30 frames' in text and 'fps' in text and 'ETA' in text and '\r' in text
+    piped = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, env=python_env(), timeout=60)
+    assert piped.returncode == 0
+    assert '\r' not in piped.stderr and 'ETA' not in piped.stderr
+    assert '30 read, 30 processed, 0 failed' in piped.stdout

@@ -1,0 +1,110 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The launch files build, document every argument, and the config matches the node."""
+
+import importlib.util
+import pathlib
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAUNCH = ROOT / 'launch'
+
+
+def load_launch_module(name):
+    """Import a launch file as a module (needs launch and the installed package)."""
+    pytest.importorskip('launch', reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
+                        'setup.bash or run scripts/run_tests.sh')
+    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    try:
+        get_package_share_directory('rk_yolo_ros')
+    except PackageNotFoundError:
+        pytest.skip('rk_yolo_ros is not installed in an ament prefix: run scripts/run_tests.sh '
+                    'or colcon build and source install/setup.bash')
+    spec = importlib.util.spec_from_file_location(name.replace('.', '_'), LAUNCH / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def documented(argument):
+    """Return True if a launch argument has a real description (not launch's placeholder)."""
+    text = argument.description.strip()
+    return bool(text) and text != 'no description given'
+
+
+def declared_arguments(description):
+    """Return {name: DeclareLaunchArgument} of a launch description, included files too."""
+    return {argument.name: argument for argument in description.get_launch_arguments()}
+
+
+def test_yolo_launch_arguments_are_documented():
+    """yolo.launch.py builds; each argument has a description; defaults fit the node."""
+    description = load_launch_module('yolo.launch.py').generate_launch_description()
+    arguments = declared_arguments(description)
+    for name in ('workers', 'model', 'backend', 'image_topic', 'params_file', 'rviz',
+                 'qos_reliability', 'qos_history', 'qos_depth', 'input_transport'):
+        assert name in arguments, name
+    assert all(documented(argument) for argument in arguments.values()), arguments
+    defaults = {name: ''.join(part.perform(None) for part in argument.default_value)
+                for name, argument in arguments.items()}
+    assert defaults['workers'] == '3' and defaults['rviz'] == 'false'
+    assert pathlib.Path(defaults['params_file']).is_file()
+    assert yaml.safe_load(pathlib.Path(defaults['params_file']).read_text())
+
+
+def test_bag_replay_builds_and_requires_a_bag():
+    """bag_replay.launch.py builds, includes the node's arguments and needs bag:=."""
+    module = load_launch_module('bag_replay.launch.py')
+    arguments = declared_arguments(module.generate_launch_description())
+    assert arguments['bag'].default_value is None  # required
+    assert {'rate', 'loop', 'topics', 'workers', 'rviz', 'qos_reliability'} <= set(arguments)
+    assert all(documented(argument) for argument in arguments.values()), arguments
+
+
+def test_bag_play_command():
+    """The player command carries the bag, rate, loop and topic selection."""
+    play_command = load_launch_module('bag_replay.launch.py').play_command
+    assert play_command('/bags/run1') == ['ros2', 'bag', 'play', '/bags/run1', '--rate', '1.0']
+    assert play_command('run.mcap', rate='2', loop='true', topics='/a /b') == [
+        'ros2', 'bag', 'play', 'run.mcap', '--rate', '2.0', '--loop', '--topics', '/a', '/b']
+    with pytest.raises(ValueError, match='bag:=<path'):
+        play_command('')
+
+
+def test_config_sets_only_declared_parameters():
+    """Every parameter in config/yolo.yaml is one yolo_node declares, with the same type."""
+    pytest.importorskip('rclpy', reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
+                        'setup.bash or run scripts/run_tests.sh')
+    from rk_yolo_ros.yolo_node import PARAMETERS
+    config = yaml.safe_load((ROOT / 'config' / 'yolo.yaml').read_text())
+    parameters = config['/**/yolo_node']['ros__parameters']
+    assert set(parameters) <= set(PARAMETERS), set(parameters) - set(PARAMETERS)
+    for name, value in parameters.items():
+        default = PARAMETERS[name][0]
+        assert type(value) is type(default) or (isinstance(default, float) and
+                                                isinstance(value, (int, float))), name
+        assert PARAMETERS[name][1].description
+
+
+def test_rviz_config_shows_the_annotated_image_reliably():
+    """rviz/yolo.rviz parses and subscribes to /image_annotated with Reliable QoS."""
+    config = yaml.safe_load((ROOT / 'rviz' / 'yolo.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    annotated = [d for d in displays if d.get('Topic', {}).get('Value') == '/image_annotated']
+    assert len(annotated) == 1 and annotated[0]['Enabled']
+    assert annotated[0]['Class'] == 'rviz_default_plugins/Image'
+    assert annotated[0]['Topic']['Reliability Policy'] == 'Reliable'

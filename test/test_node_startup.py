@@ -1,0 +1,55 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""yolo_node refuses bad start-up parameters with a clear message and a non-zero exit."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+# A mark, not a module-level skip: that would skip the whole folder under launch_testing.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec('rclpy') is None,
+                                reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
+                                'setup.bash or run scripts/run_tests.sh')
+
+
+def run_node(*parameters):
+    """Run yolo_node with parameters until it exits; return (exit code, output)."""
+    command = [sys.executable, '-m', 'rk_yolo_ros.yolo_node', '--ros-args']
+    for parameter in parameters:
+        command += ['-p', parameter]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + (os.getpid() + 71) % 100))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize('parameters,message', [
+    (('backend:=onnx', 'model:=/nonexistent/model.onnx'),
+     'model file not found: /nonexistent/model.onnx'),
+    (('backend:=tpu',), "backend must be one of 'auto', 'onnx', 'rknn', 'emulated', got 'tpu'"),
+    (('backend:=emulated', 'qos_reliability:=sometimes'),
+     "qos_reliability must be one of 'reliable', 'best_effort', got 'sometimes'"),
+    (('backend:=emulated', 'workers:=4'),
+     r'core_masks [1, 2, 4] must list one NPU core mask per worker (4 workers)'),
+    (('backend:=emulated', 'input_transport:=h264'),
+     "input_transport must be one of 'raw', 'compressed', got 'h264'"),
+])
+def test_bad_start_parameters_exit_with_the_reason(parameters, message):
+    """The node exits 1 and its fatal log line says which value is wrong and why."""
+    code, output = run_node(*parameters)
+    assert code == 1, output
+    assert 'yolo_node failed' in output and message in output, output

@@ -1,0 +1,167 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Bag in, bag out: `rk-yolo run` on real rosbag2 files, read back with rosbags."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+from offline_helpers import (BAG_DELAY_NS, FAST_RUN, header_ns, read_bag, read_jsonl,
+                             stamp_of, write_image_bag)
+import pytest
+
+from rk_yolo_ros import cli
+
+pytest.importorskip('rosbags', reason='rosbags is not installed (pip extra "bag")')
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+COUNT = 12
+
+
+def check_output_bag(path, input_topic, count=COUNT, missing=(), output_height=96):
+    """Check one Detection2DArray + one annotated Image per good input frame, stamps kept."""
+    messages = read_bag(path)
+    types = messages.pop('__types__')
+    detections_topic, image_topic = f'{input_topic}/detections', f'{input_topic}/annotated'
+    assert types == {detections_topic: 'vision_msgs/msg/Detection2DArray',
+                     image_topic: 'sensor_msgs/msg/Image'}
+    expected = [i for i in range(count) if i not in missing]
+    for topic in (detections_topic, image_topic):
+        stamps = [header_ns(message) for _, message in messages[topic]]
+        assert stamps == [stamp_of(i) for i in expected], topic  # every frame, in order
+        assert [t for t, _ in messages[topic]] == [stamp_of(i) + BAG_DELAY_NS for i in expected]
+        assert {m.header.frame_id for _, m in messages[topic]} == {'cam_optical'}
+    for _, image in messages[image_topic]:
+        assert (image.height, image.width, image.encoding) == (output_height, 128, 'bgr8')
+        assert image.step == 128 * 3 and len(image.data) == 128 * 3 * output_height
+    for _, array in messages[detections_topic]:
+        for detection in array.detections:
+            assert detection.header.stamp == array.header.stamp
+            box = detection.bbox
+            # boxes are in the INPUT frame's pixels (160x120), not the 96-row annotated frame
+            assert -1 <= box.center.position.x <= 161 and -1 <= box.center.position.y <= 121
+            assert detection.results[0].hypothesis.class_id  # a class name (COCO for emulated)
+    return messages
+
+
+def test_raw_image_bag_round_trip_sqlite(tmp_path):
+    """Image topic, sqlite3 in and out: every frame comes back once, in order, stamps kept."""
+    bag = write_image_bag(tmp_path / 'in_bag', COUNT)
+    out, jsonl, summary_path = tmp_path / 'out_bag', tmp_path / 'd.jsonl', tmp_path / 's.json'
+    code = cli.main(['run', str(bag), '--topic', '/cam/image_raw', '--bag', str(out),
+                     '--jsonl', str(jsonl), '--summary-json', str(summary_path)] + FAST_RUN)
+    assert code == 0
+    messages = check_output_bag(out, '/cam/image_raw')
+    assert sum(len(a.detections) for _, a in messages['/cam/image_raw/detections']) > 0
+    records = read_jsonl(jsonl)
+    assert [r['index'] for r in records] == list(range(COUNT))
+    assert all(r['status'] == 'ok' for r in records)
+    assert [r['bag_timestamp_ns'] for r in records] == \
+        [stamp_of(i) + BAG_DELAY_NS for i in range(COUNT)]
+    assert (records[0]['width'], records[0]['height']) == (160, 120)
+    summary = json.loads(summary_path.read_text())
+    assert (summary['frames_read'], summary['processed'], summary['failed'],
+            summary['skipped'], summary['written']) == (COUNT, COUNT, 0, 0, COUNT)
+    assert len(summary['workers']) == 2
+    assert sum(w['frames_done'] for w in summary['workers']) == COUNT
+
+
+def test_compressed_image_bag_round_trip_mcap(tmp_path):
+    """Take the only image topic (CompressedImage) of an mcap bag; write an mcap bag."""
+    bag = write_image_bag(tmp_path / 'in_bag', COUNT, storage='mcap', raw_topic=None)
+    out = tmp_path / 'out_bag'
+    code = cli.main(['run', str(bag), '--bag', str(out), '--bag-storage', 'mcap'] + FAST_RUN)
+    assert code == 0
+    assert list(out.glob('*.mcap')), 'expected an mcap storage file'
+    check_output_bag(out, '/cam/image_raw/compressed')
+
+
+def test_bag_round_trip_via_subprocess(tmp_path):
+    """The installed-style entry point (python -m rk_yolo_ros) does the same in a new process."""
+    bag = write_image_bag(tmp_path / 'in_bag', COUNT)
+    out = tmp_path / 'out_bag'
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    result = subprocess.run(
+        [sys.executable, '-m', 'rk_yolo_ros', 'run', str(bag / 'in_bag.db3'), '--topic',
+         '/cam/image_raw/compressed', '--bag', str(out)] + FAST_RUN,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
+        timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f'{COUNT} read, {COUNT} processed, 0 failed' in result.stdout
+    assert 'skipped:    0' in result.stdout
+    check_output_bag(out, '/cam/image_raw/compressed')
+
+
+def test_undecodable_frame_is_counted_failed_not_skipped(tmp_path, capsys):
+    """A truncated Image message fails its frame with the reason; the rest go through."""
+    bag = write_image_bag(tmp_path / 'in_bag', COUNT, compressed_topic=None, broken=(4,))
+    out, jsonl = tmp_path / 'out_bag', tmp_path / 'd.jsonl'
+    code = cli.main(['run', str(bag), '--bag', str(out), '--jsonl', str(jsonl)] + FAST_RUN)
+    assert code == 3  # finished, but a frame failed
+    text = capsys.readouterr().out
+    assert f'{COUNT} read, {COUNT - 1} processed, 1 failed' in text
+    assert 'frame 4: message 4 on /cam/image_raw: truncated image data' in text
+    check_output_bag(out, '/cam/image_raw', missing=(4,))
+    records = read_jsonl(jsonl)
+    assert [r['index'] for r in records] == list(range(COUNT))  # the failure in its place
+    assert records[4]['status'] == 'failed' and 'truncated' in records[4]['error']
+    assert records[4]['stamp'] == {'sec': stamp_of(4) // 10**9, 'nanosec': stamp_of(4) % 10**9}
+
+
+def test_bag_without_image_topic_is_refused(tmp_path, capsys):
+    """A bag with no Image/CompressedImage topic: exit 2, naming the bag and its topics."""
+    bag = write_image_bag(tmp_path / 'in_bag', 3, raw_topic=None, compressed_topic=None)
+    out = tmp_path / 'out_bag'
+    assert cli.main(['run', str(bag), '--bag', str(out)] + FAST_RUN) == 2
+    error = capsys.readouterr().err
+    assert 'has no sensor_msgs Image or CompressedImage topic' in error
+    assert '/status (std_msgs/msg/String)' in error
+    assert not out.exists()
+
+
+def test_bag_topic_choice_errors(tmp_path, capsys):
+    """Two image topics need --topic; a wrong or non-image topic is named in the error."""
+    bag = write_image_bag(tmp_path / 'in_bag', 3)
+    assert cli.main(['run', str(bag)] + FAST_RUN) == 2
+    assert 'several image topics' in capsys.readouterr().err
+    assert cli.main(['run', str(bag), '--topic', '/nope'] + FAST_RUN) == 2
+    assert "has no topic '/nope'" in capsys.readouterr().err
+    assert cli.main(['run', str(bag), '--topic', '/status'] + FAST_RUN) == 2
+    assert 'carries std_msgs/msg/String' in capsys.readouterr().err
+
+
+def test_corrupt_bag_is_refused(tmp_path, capsys):
+    """A .db3 that is not a database, and a bag folder with broken metadata: exit 2."""
+    garbage = tmp_path / 'broken.db3'
+    garbage.write_bytes(b'this is not an sqlite database' * 100)
+    assert cli.main(['run', str(garbage)] + FAST_RUN) == 2
+    assert f'cannot read {garbage} as a rosbag' in capsys.readouterr().err
+    folder = write_image_bag(tmp_path / 'in_bag', 3)
+    (folder / 'metadata.yaml').write_text('rosbag2_bagfile_information: [not, a, mapping')
+    assert cli.main(['run', str(folder)] + FAST_RUN) == 2
+    assert f'cannot read {folder} as a rosbag' in capsys.readouterr().err
+
+
+def test_existing_output_bag_needs_overwrite(tmp_path, capsys):
+    """An existing output bag is not silently replaced; --overwrite replaces it."""
+    bag = write_image_bag(tmp_path / 'in_bag', 4, compressed_topic=None)
+    out = tmp_path / 'out_bag'
+    assert cli.main(['run', str(bag), '--bag', str(out)] + FAST_RUN) == 0
+    assert cli.main(['run', str(bag), '--bag', str(out)] + FAST_RUN) == 2
+    assert 'exists already' in capsys.readouterr().err
+    assert cli.main(['run', str(bag), '--bag', str(out), '--overwrite'] + FAST_RUN) == 0
+    check_output_bag(out, '/cam/image_raw', count=4)
