@@ -210,7 +210,7 @@ class YoloNode(Node):
 
         factory, settings = self._factory_and_settings(values)
         self._pipeline = FramePipeline(node_settings.pipeline_config(values), factory,
-                                       self._on_frame, logger=_PipelineLog(self.get_logger()))
+                                       self.on_frame, logger=_PipelineLog(self.get_logger()))
         self._pipeline.settings = settings
         started = time.monotonic()
         self._pipeline.start()  # raises WorkerStartError naming the worker's failure
@@ -305,8 +305,13 @@ class YoloNode(Node):
                 self._reasons[reason] = self._reasons.get(reason, 0) + 1
 
     # ------------------------------------------------------------------------- output
-    def _on_frame(self, frame) -> None:
-        """Publish one released frame (pipeline collector thread, frame order); never raise."""
+    def on_frame(self, frame) -> None:
+        """
+        Publish one released frame; the pipeline's handler (collector thread, frame order).
+
+        Never raises: a raise would stop the pipeline. Failed and cancelled frames are counted
+        and logged, never published as empty detections.
+        """
         try:
             if frame.status != 'ok':
                 reason = (frame.error.strip().splitlines() or ['unknown'])[0]
@@ -327,7 +332,8 @@ class YoloNode(Node):
             with self._lock:
                 self._release_times.append(now)
                 times = list(self._release_times)
-            if self._publish_annotated:
+            # Converting a 720p frame costs time on the release path: only for a listener.
+            if self._publish_annotated and self._annotated_pub.get_subscription_count() > 0:
                 fps = (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
                 draw_overlay(frame.image, [
                     f'{fps:.1f} fps  frame {frame.frame_id}  {len(frame.result)} detections',
