@@ -91,8 +91,8 @@ PARAMETERS = {
     'cpu_affinity': ([4, 5, 6, 7], _describe(
         'CPU each worker is pinned to (RK3588 big cores 4-7); CPUs this machine lacks are '
         'skipped with a warning; empty: no pinning.', read_only=True)),
-    'slots': (0, _describe('Shared-memory frame slots; 0: 2 per worker + 3.', read_only=True,
-                           integer=(0, 256))),
+    'slots': (0, _describe('Shared-memory frame slots; 0: the pipeline default (a few per '
+                           'worker).', read_only=True, integer=(0, 256))),
     'conf_threshold': (0.25, _describe('Minimum detection confidence (changeable at run '
                                        'time).', floating=(0.0, 1.0))),
     'iou_threshold': (0.45, _describe('IoU threshold of non-maximum suppression (changeable '
