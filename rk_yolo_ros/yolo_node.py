@@ -195,6 +195,7 @@ class YoloNode(Node):
         self._release_times = deque(maxlen=FPS_WINDOW)
         self._active_workers = values['workers']
         self._closing = False
+        self.fatal_error = ''  # set when the pipeline stopped on its own; main() exits 1
         self._publish_annotated = bool(values['publish_annotated'])
         self._class_id_format = node_settings.check_choice(
             'class_id_format', values['class_id_format'], CLASS_ID_FORMATS)
@@ -387,6 +388,14 @@ class YoloNode(Node):
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
+        if not self._pipeline.running and not self._closing and not self.fatal_error:
+            # Out of workers (each died, restarts used up): exit non-zero so that a launch
+            # file's respawn or a supervisor can start a fresh node.
+            self.fatal_error = ('the pipeline stopped: workers ' + ', '.join(
+                f'{w["index"]} {w["state"]} after {w["restarts"]} restarts'
+                for w in stats.workers))
+            self.get_logger().fatal(f'{self.fatal_error}; shutting down')
+            self.context.try_shutdown()
 
     def _status(self, name, level, message, values) -> DiagnosticStatus:
         """Build one DiagnosticStatus with string key/values."""
@@ -440,6 +449,7 @@ def main(args=None):
     """Run yolo_node until shut down (Ctrl-C or ros2 launch); works on Humble and Jazzy."""
     rclpy.init(args=args)
     node = None
+    exit_code = 0
     # Two threads: the image callback may block in submit (backpressure) while diagnostics
     # and parameter changes go on in the other callback group.
     executor = MultiThreadedExecutor(num_threads=2)
@@ -452,7 +462,7 @@ def main(args=None):
     except Exception as error:  # start-up failed: say why and exit non-zero
         rclpy.logging.get_logger('yolo_node').fatal(
             f'yolo_node failed: {type(error).__name__}: {error}')
-        raise SystemExit(1)
+        exit_code = 1
     finally:
         # A terminal's Ctrl-C reaches us twice (from the shell and from ros2 launch): the
         # bounded clean-up below (drain, stop workers, unlink shared memory) must not be cut.
@@ -463,6 +473,10 @@ def main(args=None):
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.fatal_error:
+        exit_code = 1
+    if exit_code:
+        raise SystemExit(exit_code)
 
 
 if __name__ == '__main__':
