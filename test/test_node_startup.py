@@ -16,8 +16,11 @@
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -53,3 +56,39 @@ def test_bad_start_parameters_exit_with_the_reason(parameters, message):
     code, output = run_node(*parameters)
     assert code == 1, output
     assert 'yolo_node failed' in output and message in output, output
+
+
+def test_node_exits_1_when_its_workers_cannot_be_restarted():
+    """Once every worker died and the restarts are used up, the node exits 1 (for respawn)."""
+    psutil = pytest.importorskip('psutil')
+    command = [sys.executable, '-m', 'rk_yolo_ros.yolo_node', '--ros-args', '-p',
+               'backend:=emulated', '-p', 'workers:=1', '-p', 'cpu_affinity:=[]']
+    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + (os.getpid() + 72) % 100))
+    node = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(node.stdout), daemon=True)
+    reader.start()
+    killed = set()
+    deadline = time.monotonic() + 90.0
+    try:
+        while node.poll() is None and time.monotonic() < deadline:
+            if any('ready in' in line for line in lines):  # kill only once it runs
+                for child in psutil.Process(node.pid).children():
+                    try:
+                        if 'spawn_main' in ' '.join(child.cmdline()) and \
+                                child.pid not in killed:
+                            child.kill()  # a worker of the node this test started
+                            killed.add(child.pid)
+                    except psutil.NoSuchProcess:
+                        pass
+            time.sleep(0.2)
+    finally:
+        if node.poll() is None:
+            node.send_signal(signal.SIGINT)
+        node.wait(timeout=30)
+        reader.join(timeout=10)
+    output = ''.join(lines)
+    assert node.returncode == 1, output
+    assert 'the pipeline stopped: workers 0 dead after 5 restarts' in output, output
+    assert len(killed) == 6

@@ -1,0 +1,160 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+yolo_node in this process (real rclpy, emulated backend): what it publishes per released frame.
+
+Failed and cancelled frames are handed to the node's frame handler directly (the emulated
+backend does not fail), next to real frames going through the pipeline.
+"""
+
+import importlib.util
+import os
+import time
+
+import numpy as np
+import pytest
+
+from rk_yolo_ros.pipeline import CompletedFrame
+
+HAVE_ROS = importlib.util.find_spec('rclpy') is not None
+# A mark, not a module-level skip: that would skip the whole folder under launch_testing.
+pytestmark = pytest.mark.skipif(not HAVE_ROS, reason='ROS 2 is not sourced; source '
+                                '/opt/ros/<distro>/setup.bash or run scripts/run_tests.sh')
+
+
+class Running:
+    """A YoloNode and a test node sharing one rclpy context and executor."""
+
+    def __init__(self):
+        """Start the node (1 emulated worker) in its own domain, and the recorders."""
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from sensor_msgs.msg import Image
+        from diagnostic_msgs.msg import DiagnosticArray
+        from vision_msgs.msg import Detection2DArray
+
+        from rk_yolo_ros.yolo_node import YoloNode
+
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=100 + (os.getpid() + 53) % 100)
+        overrides = [Parameter('backend', value='emulated'), Parameter('workers', value=1),
+                     Parameter('cpu_affinity', value=[]), Parameter('output_height', value=240)]
+        self.yolo = YoloNode(context=self.context, namespace='frames',
+                             parameter_overrides=overrides)
+        self.node = rclpy.create_node('frames_test', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.yolo)
+        self.executor.add_node(self.node)
+        self.detections, self.annotated, self.diagnostics = [], [], []
+        self.node.create_subscription(Detection2DArray, '/frames/detections',
+                                      self.detections.append, 50)
+        self.node.create_subscription(Image, '/frames/image_annotated', self.annotated.append,
+                                      50)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append,
+                                      50)
+        self.publisher = self.node.create_publisher(Image, '/frames/image', 10)
+        self.Image = Image
+
+    def spin_until(self, predicate, timeout, what):
+        """Spin both nodes until predicate() holds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f'timed out waiting for {what}'
+            self.executor.spin_once(timeout_sec=0.02)
+
+    def image(self, sec):
+        """Return a small bgr8 image stamped sec."""
+        message = self.Image(width=64, height=48, encoding='bgr8', step=64 * 3)
+        message.data = np.full((48, 64, 3), 90, np.uint8).tobytes()
+        message.header.stamp.sec = sec
+        message.header.frame_id = 'frames_camera'
+        return message
+
+    def header(self, sec):
+        """Return a header as the node stores it with each frame."""
+        return self.image(sec).header
+
+    def pipeline_status(self):
+        """Return the values of the newest pipeline diagnostics status."""
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.name == 'frames/yolo_node: pipeline':
+                    return status.level, {v.key: v.value for v in status.values}
+        return None, {}
+
+    def close(self):
+        """Close the node (and its pipeline) and the context."""
+        self.yolo.destroy_node()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+@pytest.fixture
+def running():
+    """Give the test a running in-process yolo_node."""
+    running = Running()
+    yield running
+    running.close()
+
+
+def released(frame_id, status, header, error=''):
+    """Return a CompletedFrame as the pipeline hands it over."""
+    return CompletedFrame(frame_id=frame_id, status=status, result=None,
+                          image=np.zeros((240, 320, 3), np.uint8), source_size=(64, 48),
+                          meta=header, error=error, worker=0)
+
+
+def test_failed_and_cancelled_frames_are_counted_not_published(running):
+    """Only the real frame is published; the failed one is counted with its reason."""
+    running.spin_until(lambda: running.publisher.get_subscription_count() > 0, 30.0,
+                       'the node to subscribe')
+    running.yolo.on_frame(released(100, 'error', running.header(1),
+                                   'RuntimeError: injected NPU failure\nTraceback ...'))
+    running.yolo.on_frame(released(101, 'cancelled', running.header(2), 'cancelled at shutdown'))
+    running.publisher.publish(running.image(3))
+    running.spin_until(lambda: running.detections and running.annotated, 30.0,
+                       'the real frame')
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        running.executor.spin_once(timeout_sec=0.02)
+    assert [m.header.stamp.sec for m in running.detections] == [3]
+    assert [m.header.stamp.sec for m in running.annotated] == [3]
+    assert running.annotated[0].height == 240
+
+    running.spin_until(lambda: running.pipeline_status()[1].get('frames_published') == '1',
+                       5.0, 'diagnostics')
+    level, values = running.pipeline_status()
+    assert (values['frames_failed'], values['frames_cancelled']) == ('1', '1')
+    assert values['reason: failed: RuntimeError: injected NPU failure'] == '1'
+    from diagnostic_msgs.msg import DiagnosticStatus
+    assert level == DiagnosticStatus.WARN
+
+
+def test_publish_annotated_can_be_switched_off_at_run_time(running):
+    """With publish_annotated false, detections still come but no annotated image."""
+    from rclpy.parameter import Parameter
+    running.spin_until(lambda: running.publisher.get_subscription_count() > 0, 30.0,
+                       'the node to subscribe')
+    result = running.yolo.set_parameters([Parameter('publish_annotated', value=False)])[0]
+    assert result.successful, result.reason
+    running.publisher.publish(running.image(7))
+    running.spin_until(lambda: running.detections, 30.0, 'detections')
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        running.executor.spin_once(timeout_sec=0.02)
+    assert [m.header.stamp.sec for m in running.detections] == [7]
+    assert running.annotated == []
