@@ -26,13 +26,14 @@ import json
 import pathlib
 
 import cv2
+from module_checks import requires
 import numpy as np
 import pytest
 
 from rk_yolo_ros.detector import YoloDetectorFactory
 from rk_yolo_ros.frame_processing import DetectionSettings, FrameTask
 
-pytest.importorskip('onnxruntime')
+pytestmark = requires('onnxruntime')
 
 FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'ultralytics_reference.json'
 MIN_IOU = 0.9

@@ -18,6 +18,7 @@ import platform
 import sys
 import types
 
+from module_checks import optional, requires
 import numpy as np
 import pytest
 
@@ -26,8 +27,8 @@ from rk_yolo_ros.backends.factory import check_backend, create_backend, resolve_
 from rk_yolo_ros.backends.onnx_backend import OnnxBackend
 from rk_yolo_ros.backends.rknn_backend import RknnBackend
 
-onnx = pytest.importorskip('onnx')
-pytest.importorskip('onnxruntime')
+onnx = optional('onnx')
+pytestmark = requires('onnx', 'onnxruntime')
 
 
 def identity_model(path, shape, elem_type, scale=None):

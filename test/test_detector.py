@@ -17,6 +17,7 @@
 import pickle
 
 import cv2
+from module_checks import requires
 import numpy as np
 import pytest
 
@@ -24,7 +25,7 @@ from rk_yolo_ros.detector import YoloDetector, YoloDetectorFactory
 from rk_yolo_ros.frame_processing import Detections, DetectionSettings, FrameTask
 from rk_yolo_ros.yolo_decode import DecodeError
 
-pytest.importorskip('onnxruntime')
+pytestmark = requires('onnxruntime')
 
 
 def to_720p(image):

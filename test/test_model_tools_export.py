@@ -17,13 +17,15 @@
 import subprocess
 import sys
 
+from module_checks import optional, requires
 import pytest
 
 from rk_yolo_ros.model_tools.errors import ModelToolError
 from rk_yolo_ros.model_tools.export import export_model, labels_path_for
 from rk_yolo_ros.model_tools.model_check import inspect_onnx
 
-onnx = pytest.importorskip('onnx')
+onnx = optional('onnx')
+pytestmark = requires('onnx')
 
 
 def write_classifier_onnx(path, input_shape=(1, 3, 32, 32)):

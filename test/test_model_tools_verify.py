@@ -23,6 +23,7 @@ the bundle, the decode of both head layouts and the per-core comparison.
 
 import json
 
+from module_checks import requires
 import numpy as np
 import pytest
 
@@ -33,8 +34,7 @@ from rk_yolo_ros.model_tools.verify import verify_model
 from rk_yolo_ros.model_tools.verify_bundle import (bundle_paths, detect, letterbox_images,
                                                    load_bundle, save_bundle)
 
-pytest.importorskip('onnxruntime')
-pytest.importorskip('cv2')
+pytestmark = requires('onnxruntime', 'cv2')
 
 THRESHOLDS = AgreementThresholds()
 

@@ -20,13 +20,13 @@ import pathlib
 import subprocess
 import sys
 
+from module_checks import requires
 from offline_helpers import (BAG_DELAY_NS, FAST_RUN, header_ns, read_bag, read_jsonl,
                              stamp_of, write_image_bag)
-import pytest
 
 from rk_yolo_ros import cli
 
-pytest.importorskip('rosbags', reason='rosbags is not installed (pip extra "bag")')
+pytestmark = requires('rosbags', extra='bag')
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COUNT = 12

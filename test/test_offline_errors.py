@@ -23,13 +23,14 @@ import sys
 import threading
 import time
 
+from module_checks import requires
 from offline_helpers import (count_video_frames, FAST_RUN, header_ns, read_bag, read_jsonl,
                              write_video)
 import pytest
 
 from rk_yolo_ros import cli
 
-pytest.importorskip('rosbags', reason='rosbags is not installed (pip extra "bag")')
+pytestmark = requires('rosbags', extra='bag')
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

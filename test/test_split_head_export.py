@@ -17,13 +17,15 @@
 
 import functools
 
+from module_checks import optional, requires
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip('onnx')
-ort = pytest.importorskip('onnxruntime')
+from rk_yolo_ros.split_head_export import export_split_heads, SplitHeadExportError
 
-from rk_yolo_ros.split_head_export import export_split_heads, SplitHeadExportError  # noqa: E402
+onnx = optional('onnx')
+ort = optional('onnxruntime')
+pytestmark = requires('onnx', 'onnxruntime')
 
 
 @functools.lru_cache(maxsize=None)
