@@ -38,6 +38,10 @@ def test_xmllint():
     with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         rc = main(argv=[str(package_xml)])
     if rc != 0 and SCHEMA_UNREACHABLE in output.getvalue():
-        pytest.skip('the package format 3 schema (http://download.ros.org/schema/) cannot be '
-                    'fetched here (offline); package.xml was only checked to be well-formed')
+        # Offline the schema cannot be fetched; check the same format 3 rules with catkin_pkg,
+        # the parser colcon and rosdep use, instead of skipping.
+        package = pytest.importorskip('catkin_pkg.package').parse_package(str(package_xml))
+        package.validate()
+        assert package.package_format == 3 and package.name == 'rk_yolo_ros'
+        return
     assert rc == 0, 'Found errors:\n' + output.getvalue()
