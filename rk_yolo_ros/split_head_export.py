@@ -245,8 +245,8 @@ def export_split_heads(src_onnx: PathLike, dst_onnx: PathLike) -> pathlib.Path:
     if len(convs) < 4 or len(convs) % 2:
         raise SplitHeadExportError(
             f'{src} does not look like an Ultralytics YOLO detection model: expected per-stride '
-            f'box ({box_channels} channels) and class head Convs feeding the Detect head\'s '
-            f'Concat, DFL and Sigmoid, found {len(convs)} head Convs')
+            f'box ({box_channels} channels) and class head Convs feeding the Concat, DFL and '
+            f'Sigmoid of a Detect head, found {len(convs)} head Convs')
     channels = {id(conv): _conv_weight_dims(constants, conv)[0] for conv in convs}
 
     shapes = _spatial_and_type(src, model, [conv.output[0] for conv in convs])
