@@ -15,8 +15,9 @@
 """
 Tiny synthetic Ultralytics detection ONNX graphs in both head layouts, for the export tests.
 
-The graphs copy the operator structure of real Ultralytics exports (seen in 8.3- and 8.4.190
-exports of yolov8n/yolo11n) with a toy backbone and random weights, so they need no torch:
+The graphs copy the operator structure of real Ultralytics exports (the older export behind the
+demo model, and 8.4.190 exports of yolov8n/yolo11n) with a toy backbone and random weights, so
+they need no torch:
 
 - ``'8.4'``: per stride, box Conv -> Reshape(1, 4 * reg_max, -1) and class Conv ->
   Reshape(1, nc, -1); the box reshapes are concatenated (axis -1) into the DFL, the class
