@@ -19,24 +19,39 @@ The model zoo's YOLOv8/YOLO11 exports stop before the DFL decode: per stride (8,
 output the 64-channel box distribution (``cv2`` branch), the class scores after a Sigmoid
 (``cv3`` branch) and a 1-channel sum of the class scores clipped to 1. Post-processing on the
 CPU then only pays for anchors that pass the threshold. This module does that graph surgery
-with the ``onnx`` package:
+with the ``onnx`` package, for both head layouts Ultralytics has exported:
 
-1. Walk the graph backwards from the model's single output and collect every ``Concat`` whose
-   inputs are exactly two ``Conv`` outputs: those are the per-stride head concatenations
-   ``cat(cv2(x), cv3(x))`` that feed the reshape, split and DFL. Node names are not used.
-2. In each, the first ``Conv`` is the box branch (4 * reg_max channels, 64 for reg_max 16) and
-   the second the class branch (nc channels), as Ultralytics concatenates them.
+- up to 8.3: per stride ``Concat(cv2(x), cv3(x))`` on channels, reshaped, concatenated over the
+  strides, then split into the box part (to the DFL) and the class part (to a Sigmoid);
+- from 8.4: no per-stride concatenation; the three ``cv2`` outputs are reshaped and
+  concatenated on their own into the DFL, the three ``cv3`` outputs into the Sigmoid.
+
+Node names are never used. Steps:
+
+1. Walk the graph backwards from the model's single output and stop at every ``Conv``: those
+   are the head Convs, except the DFL's own 1x1 Conv (one output channel, a Softmax above it),
+   which is walked through and gives reg_max. ``Shape`` inputs are not followed (they read no
+   data), so a dynamic export's anchor arithmetic does not lead into the backbone.
+2. Group the head Convs by their output grid (ONNX shape inference): one box and one class Conv
+   per stride. The box Conv has 4 * reg_max channels (64), the class Conv nc. When nc equals
+   4 * reg_max the box Conv is the one whose data reaches the DFL Softmax, or, when both do
+   (the old per-stride Concat), the first input of their Concat, as Ultralytics orders them.
 3. Add ``Sigmoid`` on the class branch and ``Clip(ReduceSum(classes, axis 1), 0, 1)``, make
    those the outputs (box, classes, score sum for stride 8, then 16, then 32, the model zoo's
    order) and drop every node that no longer feeds an output.
 """
 
 import pathlib
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 PathLike = Union[str, pathlib.Path]
+
+# Ultralytics' DFL bins; assumed when the graph has no DFL Conv to read it from.
+DEFAULT_REG_MAX = 16
+# Operators that read only the shape of their input, never its values.
+_SHAPE_ONLY_OPS = ('Shape', 'Size')
 
 
 class SplitHeadExportError(ValueError):
@@ -55,35 +70,118 @@ def _producers(graph) -> Dict[str, object]:
     return {output: node for node in graph.node for output in node.output}
 
 
-def _find_head_concats(graph) -> List[object]:
-    """Return the Concat(Conv, Conv) nodes upstream of the graph output, nearest first."""
+def _consumers(graph) -> Dict[str, List[object]]:
+    result = {}
+    for node in graph.node:
+        for tensor in node.input:
+            result.setdefault(tensor, []).append(node)
+    return result
+
+
+def _constant_dims(graph) -> Dict[str, List[int]]:
+    """Return name -> dims of every initializer and Constant node output (Conv weights)."""
+    dims = {init.name: list(init.dims) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == 'Constant':
+            for attribute in node.attribute:
+                if attribute.name == 'value':
+                    dims[node.output[0]] = list(attribute.t.dims)
+    return dims
+
+
+def _conv_weight_dims(constants, conv) -> List[int]:
+    dims = constants.get(conv.input[1]) if len(conv.input) > 1 else None
+    if dims is None or len(dims) != 4:
+        raise SplitHeadExportError(f'head Conv {conv.name!r} has no constant 4-D weight')
+    return dims
+
+
+def _has_softmax_above(producers, tensor: str) -> bool:
+    """Return whether a Softmax computes ``tensor`` without a Conv in between."""
+    frontier, seen = [tensor], set()
+    while frontier:
+        node = producers.get(frontier.pop())
+        if node is None or id(node) in seen or node.op_type == 'Conv':
+            continue
+        seen.add(id(node))
+        if node.op_type == 'Softmax':
+            return True
+        if node.op_type not in _SHAPE_ONLY_OPS:
+            frontier.extend(node.input)
+    return False
+
+
+def _find_head_convs(graph, constants) -> Tuple[List[object], Optional[int]]:
+    """
+    Return the head Convs the single output is computed from, and reg_max (None: no DFL).
+
+    The DFL Conv (weight (1, reg_max, 1, 1) applied to a Softmax) is walked through; every
+    other Conv met walking back from the output ends the walk there.
+    """
     producers = _producers(graph)
-    found, seen = [], set()
+    heads, seen, reg_max = [], set(), None
     frontier = [o.name for o in graph.output]
     while frontier:
-        tensor = frontier.pop(0)
-        node = producers.get(tensor)
+        node = producers.get(frontier.pop(0))
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        if node.op_type == 'Concat' and len(node.input) == 2 and all(
-                producers.get(i) is not None and producers[i].op_type == 'Conv'
-                for i in node.input):
-            found.append(node)
-            continue  # the backbone above a head is not part of the search
+        if node.op_type in _SHAPE_ONLY_OPS:
+            continue  # a dynamic export's grid sizes come from here; no data flows through
+        if node.op_type == 'Conv':
+            dims = constants.get(node.input[1]) if len(node.input) > 1 else None
+            if (dims is not None and len(dims) == 4 and dims[0] == 1 and dims[2:] == [1, 1]
+                    and _has_softmax_above(producers, node.input[0])):
+                reg_max = dims[1]
+                frontier.append(node.input[0])
+            else:
+                heads.append(node)
+            continue
         frontier.extend(node.input)
-    return found
+    return heads, reg_max
 
 
-def _conv_out_channels(graph, conv) -> int:
-    initializers = {init.name: init for init in graph.initializer}
-    weight = initializers.get(conv.input[1])
-    if weight is None:
-        raise SplitHeadExportError(f'head Conv {conv.name!r} has no constant weight')
-    return int(weight.dims[0])
+def _reaches_softmax(consumers, tensor: str) -> bool:
+    """Return whether the values of ``tensor`` flow into a Softmax before any Conv."""
+    frontier, seen = [tensor], set()
+    while frontier:
+        for node in consumers.get(frontier.pop(), []):
+            if id(node) in seen or node.op_type == 'Conv' or node.op_type in _SHAPE_ONLY_OPS:
+                continue
+            seen.add(id(node))
+            if node.op_type == 'Softmax':
+                return True
+            frontier.extend(node.output)
+    return False
 
 
-def _spatial_and_type(model, tensor_names: List[str]) -> Dict[str, Tuple[int, int, int]]:
+def _box_and_class(src, pair, channels, box_channels, consumers):
+    """Return (box Conv, class Conv) of one stride's two head Convs."""
+    if box_channels not in channels:
+        raise SplitHeadExportError(
+            f'{src}: head Convs {pair[0].name!r}, {pair[1].name!r} have {channels[0]} and '
+            f'{channels[1]} channels; expected one box branch of {box_channels} (4 * reg_max)')
+    if channels[0] != channels[1]:
+        box_index = channels.index(box_channels)
+        return pair[box_index], pair[1 - box_index]
+    # nc == 4 * reg_max: only the graph tells the branches apart.
+    reaches = [_reaches_softmax(consumers, conv.output[0]) for conv in pair]
+    if reaches[0] != reaches[1]:
+        box_index = reaches.index(True)
+        return pair[box_index], pair[1 - box_index]
+    tensors = [conv.output[0] for conv in pair]
+    for node in consumers.get(tensors[0], []):
+        if node.op_type == 'Concat' and tensors[1] in node.input:
+            inputs = list(node.input)
+            if inputs.index(tensors[0]) < inputs.index(tensors[1]):
+                return pair[0], pair[1]
+            return pair[1], pair[0]
+    raise SplitHeadExportError(
+        f'{src}: cannot tell the box from the class branch of head Convs {pair[0].name!r} and '
+        f'{pair[1].name!r} (both {box_channels} channels)')
+
+
+def _spatial_and_type(src, model, tensor_names: List[str]) -> Dict[str, Tuple[int, int, int]]:
     """Return name -> (height, width, elem_type) from ONNX shape inference."""
     onnx = _onnx()
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -96,8 +194,8 @@ def _spatial_and_type(model, tensor_names: List[str]) -> Dict[str, Tuple[int, in
                                      info.type.tensor_type.elem_type)
     missing = [n for n in tensor_names if n not in result]
     if missing:
-        raise SplitHeadExportError(f'cannot infer static NCHW shapes of head outputs {missing}; '
-                                   'export the model with a fixed input size')
+        raise SplitHeadExportError(f'{src}: cannot infer static NCHW shapes of head outputs '
+                                   f'{missing}; export the model with a fixed input size')
     return result
 
 
@@ -141,28 +239,34 @@ def export_split_heads(src_onnx: PathLike, dst_onnx: PathLike) -> pathlib.Path:
         raise SplitHeadExportError(
             f'{src} has {len(graph.output)} outputs; expected one Ultralytics output '
             '(1, 4 + classes, anchors)')
-    concats = _find_head_concats(graph)
-    if len(concats) < 2:
+    constants = _constant_dims(graph)
+    convs, reg_max = _find_head_convs(graph, constants)
+    box_channels = 4 * (reg_max or DEFAULT_REG_MAX)
+    if len(convs) < 4 or len(convs) % 2:
         raise SplitHeadExportError(
             f'{src} does not look like an Ultralytics YOLO detection model: expected per-stride '
-            f'Concat(box Conv, class Conv) heads before the DFL, found {len(concats)}')
+            f'box ({box_channels} channels) and class head Convs feeding the Concat, DFL and '
+            f'Sigmoid of a Detect head, found {len(convs)} head Convs')
+    channels = {id(conv): _conv_weight_dims(constants, conv)[0] for conv in convs}
 
-    producers = _producers(graph)
+    shapes = _spatial_and_type(src, model, [conv.output[0] for conv in convs])
+    by_grid = {}
+    for conv in convs:
+        by_grid.setdefault(shapes[conv.output[0]][:2], []).append(conv)
+    consumers = _consumers(graph)
     heads = []
-    for concat in concats:
-        box_conv, cls_conv = producers[concat.input[0]], producers[concat.input[1]]
-        box_channels = _conv_out_channels(graph, box_conv)
-        num_classes = _conv_out_channels(graph, cls_conv)
-        if box_channels % 4 != 0:
+    for (height, width), pair in by_grid.items():
+        if len(pair) != 2:
             raise SplitHeadExportError(
-                f'{src}: head {concat.name!r} box branch has {box_channels} channels; expected '
-                'a multiple of 4 (4 * reg_max)')
-        heads.append((concat.input[0], concat.input[1], num_classes))
+                f'{src}: expected one box and one class head Conv per stride, found '
+                f'{len(pair)} on the {height}x{width} grid')
+        box_conv, cls_conv = _box_and_class(src, pair, [channels[id(c)] for c in pair],
+                                            box_channels, consumers)
+        heads.append((box_conv.output[0], cls_conv.output[0], channels[id(cls_conv)]))
     class_counts = {h[2] for h in heads}
     if len(class_counts) != 1:
         raise SplitHeadExportError(f'{src}: heads disagree on the class count {class_counts}')
 
-    shapes = _spatial_and_type(model, [name for head in heads for name in head[:2]])
     input_dims = graph.input[0].type.tensor_type.shape.dim
     input_height = input_dims[2].dim_value if len(input_dims) == 4 else 0
     # Finest grid first: stride 8, 16, 32 (the model zoo's output order).
@@ -201,11 +305,9 @@ def export_split_heads(src_onnx: PathLike, dst_onnx: PathLike) -> pathlib.Path:
         else:
             new_nodes.append(helper.make_node('Clip', [raw_sum], [sum_out], min=0.0, max=1.0,
                                               name=f'split_head/{sum_out}'))
-        for name, channels in ((box_out, None), (cls_out, num_classes), (sum_out, 1)):
-            if channels is None:
-                channels = _conv_out_channels(graph, producers[box_name])
+        for name, count in ((box_out, box_channels), (cls_out, num_classes), (sum_out, 1)):
             new_outputs.append(helper.make_tensor_value_info(
-                name, elem_type, [1, channels, height, width]))
+                name, elem_type, [1, count, height, width]))
 
     graph.node.extend(new_nodes)
     graph.initializer.extend(new_inits)
