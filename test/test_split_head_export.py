@@ -20,9 +20,9 @@ import functools
 from module_checks import optional, requires
 import numpy as np
 import pytest
-from split_head_graphs import head_layout, LAYOUTS, write_ultralytics_onnx
 
 from rk_yolo_ros.split_head_export import export_split_heads, SplitHeadExportError
+from split_head_graphs import head_layout, LAYOUTS, write_ultralytics_onnx
 
 onnx = optional('onnx')
 ort = optional('onnxruntime')
