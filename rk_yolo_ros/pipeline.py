@@ -236,11 +236,14 @@ class FramePipeline:
             slot = self._free_slots.popleft()
         staged = None
         try:
-            if (width, height) == (source_width, source_height):
-                np.copyto(self._slots.view(slot, height, width), image)
-            elif source_width * source_height <= self.config.staging_pixels:
+            if source_width * source_height <= self.config.staging_pixels:
+                # The worker resizes (or copies) it into the frame area. The input stays
+                # untouched in staging, so a frame re-run after a worker died mid-drawing
+                # starts again from the clean input.
                 np.copyto(self._slots.staging_view(slot, source_height, source_width), image)
-                staged = (source_height, source_width)  # the worker resizes it
+                staged = (source_height, source_width)
+            elif (width, height) == (source_width, source_height):
+                np.copyto(self._slots.view(slot, height, width), image)
             else:
                 cv2.resize(image, (width, height), dst=self._slots.view(slot, height, width),
                            interpolation=cv2.INTER_LINEAR)

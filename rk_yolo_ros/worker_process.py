@@ -37,6 +37,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 import cv2
+import numpy as np
 
 from rk_yolo_ros.cpu_affinity import pin_current_process
 from rk_yolo_ros.frame_processing import StagedFrameProcessor
@@ -107,7 +108,10 @@ class _Worker:
         frame = self.slots.view(slot, height, width)
         if staged is not None:
             source = self.slots.staging_view(slot, staged[0], staged[1])
-            cv2.resize(source, (width, height), dst=frame, interpolation=cv2.INTER_LINEAR)
+            if source.shape == frame.shape:
+                np.copyto(frame, source)
+            else:
+                cv2.resize(source, (width, height), dst=frame, interpolation=cv2.INTER_LINEAR)
         return frame
 
     def reply(self, frame_id, ok, payload, started):

@@ -42,16 +42,23 @@ class Report:
 class RecordingProcessor(FrameProcessor):
     """Sleep a per-frame latency, mark the frame in place, report what it saw."""
 
-    def __init__(self, worker, core_mask, max_latency_s, fail_ids, exit_ids, seed):
+    def __init__(self, worker, core_mask, max_latency_s, fail_ids, exit_ids, seed,
+                 crash_once_dir):
         """Keep the settings of its factory."""
         self.worker, self.core_mask = worker, core_mask
         self.max_latency_s, self.fail_ids, self.exit_ids = max_latency_s, fail_ids, exit_ids
-        self.seed = seed
+        self.seed, self.crash_once_dir = seed, crash_once_dir
 
     def process(self, frame, task):
         """Process one frame as the factory asked."""
         if task.frame_id in self.exit_ids:
             os._exit(3)  # a hard crash, as a segfaulting driver would
+        if self.crash_once_dir and task.frame_id == 2:
+            marker = os.path.join(self.crash_once_dir, 'crashed')
+            if not os.path.exists(marker):
+                open(marker, 'w').close()
+                frame[:] = 0  # scribble on the frame, then die mid-way
+                os._exit(3)
         if task.frame_id in self.fail_ids:
             raise RuntimeError(f'injected failure on frame {task.frame_id}')
         rng = np.random.default_rng(self.seed * 100003 + task.frame_id)
@@ -70,11 +77,12 @@ class RecordingFactory:
     fail_ids: Tuple[int, ...] = ()
     exit_ids: Tuple[int, ...] = ()
     seed: int = 0
+    crash_once_dir: str = ''  # crash on frame 2 once, after scribbling on it
 
     def __call__(self, worker, core_mask):
         """Build the processor inside the worker."""
         return RecordingProcessor(worker, core_mask, self.max_latency_s, set(self.fail_ids),
-                                  set(self.exit_ids), self.seed)
+                                  set(self.exit_ids), self.seed, self.crash_once_dir)
 
 
 class StagedRecordingProcessor(StagedFrameProcessor):

@@ -186,6 +186,17 @@ def test_sigkill_of_a_worker_mid_stream_is_recovered(caplog):
     assert our_segments() == []
 
 
+def test_rerun_after_a_crash_starts_from_the_clean_input(tmp_path):
+    """A worker that scribbles on a frame and dies: the re-run sees the input as it came."""
+    collector = Collector()
+    factory = RecordingFactory(crash_once_dir=str(tmp_path))
+    with FramePipeline(small_config(workers=2), factory, collector) as pipeline:
+        run_frames(pipeline, 6)  # already at the output size: staged and copied by the worker
+    assert (tmp_path / 'crashed').exists()
+    assert [f.status for f in collector.frames] == ['ok'] * 6
+    assert collector.frames[2].result.mean == pytest.approx(2 % 200 + 20)
+
+
 def test_frame_that_kills_workers_is_failed_not_stalled():
     """A frame that crashes every worker running it is failed after max_attempts; no stall."""
     collector = Collector()
