@@ -61,3 +61,13 @@ def draw_detections(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
                       cv2.FILLED)
         cv2.putText(frame, text, (left, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                     (255, 255, 255), thickness, cv2.LINE_8)
+
+
+def draw_overlay(image, lines):
+    """Draw status lines (fps, frame id, workers) in the top-left corner, in place."""
+    scale = image.shape[0] / 720.0
+    for index, text in enumerate(lines):
+        origin = (int(10 * scale), int((28 + 30 * index) * scale))
+        for color, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):  # outlined: readable
+            cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, color,
+                        max(1, int(thickness * scale)), cv2.LINE_AA)

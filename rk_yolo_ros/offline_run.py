@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from rk_yolo_ros.drawing import draw_overlay
 from rk_yolo_ros.frame_processing import DetectionSettings
 from rk_yolo_ros.frame_sources import FrameSource, SourceError
 from rk_yolo_ros.pipeline import CompletedFrame, FramePipeline, PipelineConfig, PipelineError
@@ -243,7 +244,14 @@ class OfflineRun:
         error = frame.error if status == 'failed' else (
             'cancelled at shutdown before it was processed' if status == 'cancelled' else '')
         # the image is a view of a shared-memory slot, reused once this callback returns
-        image = frame.image.copy() if status == 'ok' else None
+        image = None
+        if status == 'ok':
+            image = frame.image.copy()
+            # the frame id on every frame makes the no-skip guarantee visible in the video
+            draw_overlay(image, [
+                f'frame {frame.frame_id}  skipped 0',
+                f'worker {frame.worker} of {self.config.workers}  '
+                f'{frame.latency_s * 1000.0:.0f} ms'])
         self._outputs.emit(FrameRecord(frame.meta, status, frame.result, image,
                                        frame.source_size, error, frame.latency_s, frame.worker))
 

@@ -48,6 +48,7 @@ from rk_yolo_ros import demo_assets, node_settings
 from rk_yolo_ros.detection_messages import (build_detection_array, CLASS_ID_FORMATS,
                                             message_types_from_modules)
 from rk_yolo_ros.detector import YoloDetectorFactory
+from rk_yolo_ros.drawing import draw_overlay
 from rk_yolo_ros.image_conversion import (compressed_image_to_bgr, ImageConversionError,
                                           raw_image_to_bgr)
 from rk_yolo_ros.pipeline import FramePipeline, PipelineError
@@ -162,16 +163,6 @@ class _PipelineLog:
     def exception(self, message, *args, **_):
         """Log at error level with the current traceback."""
         self._logger.error(self._text(message, args) + '\n' + traceback.format_exc())
-
-
-def draw_overlay(image, lines):
-    """Draw status lines (fps, frame id, workers) in the top-left corner, in place."""
-    scale = image.shape[0] / 720.0
-    for index, text in enumerate(lines):
-        origin = (int(10 * scale), int((28 + 30 * index) * scale))
-        for color, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):  # outlined: readable
-            cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, color,
-                        max(1, int(thickness * scale)), cv2.LINE_AA)
 
 
 class YoloNode(Node):
