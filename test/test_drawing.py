@@ -16,7 +16,7 @@
 
 import numpy as np
 
-from rk_yolo_ros.drawing import class_color, draw_detections
+from rk_yolo_ros.drawing import class_color, draw_detections, draw_overlay
 
 
 def test_boxes_and_tags_are_drawn_in_place_in_the_class_color():
@@ -41,3 +41,12 @@ def test_class_colors_are_stable_and_distinct():
     colors = [class_color(i) for i in range(20)]
     assert colors == [class_color(i) for i in range(20)]
     assert len(set(colors)) == 20
+
+
+def test_overlay_writes_status_lines_in_the_top_left_corner_only():
+    """The status overlay (frame id, workers) changes the top-left corner and nothing else."""
+    frame = np.full((720, 1280, 3), 128, np.uint8)
+    draw_overlay(frame, ['frame 12  skipped 0', 'worker 1 of 3  40 ms'])
+    changed = np.argwhere((frame != 128).any(axis=2))
+    assert changed.size > 0
+    assert changed[:, 0].max() < 80 and changed[:, 1].max() < 400
