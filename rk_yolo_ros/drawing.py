@@ -64,10 +64,15 @@ def draw_detections(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
 
 
 def draw_overlay(image, lines):
-    """Draw status lines (fps, frame id, workers) in the top-left corner, in place."""
+    """Draw status lines (frame id, workers, fps) on a dark panel in the top-left corner."""
     scale = image.shape[0] / 720.0
+    font_scale, thickness = 0.7 * scale, max(1, int(round(2 * scale)))
+    line_height = int(30 * scale)
+    width = max(cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)[0][0]
+                for text in lines) if lines else 0
+    panel = (width + int(20 * scale), line_height * len(lines) + int(12 * scale))
+    cv2.rectangle(image, (0, 0), panel, (0, 0, 0), cv2.FILLED)
     for index, text in enumerate(lines):
-        origin = (int(10 * scale), int((28 + 30 * index) * scale))
-        for color, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):  # outlined: readable
-            cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, color,
-                        max(1, int(thickness * scale)), cv2.LINE_AA)
+        origin = (int(10 * scale), int(10 * scale) + line_height * (index + 1) - int(8 * scale))
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, (255, 255, 255),
+                    thickness, cv2.LINE_AA)
