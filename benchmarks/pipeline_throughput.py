@@ -68,6 +68,17 @@ def _tree_rss(process):
     return total
 
 
+def _tree_uss(process):
+    """Return the unique memory (USS) in bytes of a process and its children."""
+    total = 0
+    for proc in [process] + process.children(recursive=True):
+        try:
+            total += proc.memory_full_info().uss
+        except psutil.Error:
+            pass
+    return total
+
+
 def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
     """Run one configuration and return its figures."""
     latencies = []
@@ -101,6 +112,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         wall = time.perf_counter() - wall_before
         cpu_after = me.cpu_times()
         stats = pipeline.stats()
+        unique = _tree_uss(me)
     main_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     fps = frames / wall
     ideal = workers / latency_s
@@ -114,7 +126,9 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         'main_process_cpu_ms_per_frame': round(main_cpu * 1000.0 / frames, 3),
         'latency_p50_ms': round(float(np.percentile(lat_ms, 50)), 2),
         'latency_p99_ms': round(float(np.percentile(lat_ms, 99)), 2),
+        # RSS counts shared libraries and the shared frame slots once per process; USS does not
         'peak_rss_mb': round(peak['rss'] / 2 ** 20, 1),
+        'unique_memory_mb': round(unique / 2 ** 20, 1),
         'frames_lost': stats.accepted - statuses.count('ok') - warmup,
         'frames_failed': stats.errors,
         'slots': stats.slots_total,
