@@ -185,7 +185,8 @@ class FramePipeline:
                                     core_masks=config.core_masks, cpus=cpus,
                                     start_method=config.start_method,
                                     max_restarts=config.max_restarts,
-                                    max_attempts=config.max_attempts, logger=self._log)
+                                    max_attempts=config.max_attempts,
+                                    start_timeout=config.start_timeout, logger=self._log)
             self._pool.start(timeout=config.start_timeout)
         except BaseException:
             self._slots.close()

@@ -76,6 +76,7 @@ class WorkerState:
     pid: Optional[int] = None
     in_flight: 'OrderedDict[int, tuple]' = field(default_factory=OrderedDict)
     restarts: int = 0
+    started_at: float = 0.0
     frames_done: int = 0
     frames_failed: int = 0
     last_error: str = ''
@@ -118,7 +119,7 @@ class WorkerPool:
                  layout: SlotLayout, core_masks: Sequence[int] = RKNN_CORE_MASKS,
                  cpus: Optional[Sequence[Optional[int]]] = None, start_method: str = 'spawn',
                  max_in_flight: int = 3, max_restarts: int = 5, max_attempts: int = 2,
-                 logger: Optional[logging.Logger] = None):
+                 start_timeout: float = 60.0, logger: Optional[logging.Logger] = None):
         """Describe the pool; nothing starts until ``start``."""
         if int(workers) < 1:
             raise ValueError(f'workers must be >= 1, got {workers}')
@@ -132,11 +133,13 @@ class WorkerPool:
         self._max_in_flight = max_in_flight
         self._max_restarts = max_restarts
         self._max_attempts = max_attempts
+        self._start_timeout = start_timeout
         self._log = logger or logging.getLogger(__name__)
         self._attempts: Dict[int, int] = {}
         self._pending: Deque[Tuple[int, tuple]] = deque()
         self._next_worker = 0
         self._stopped = False
+        self._started = False  # start() has finished: from then on, restarts are timed here
         self.workers = [WorkerState(i, masks[i % len(masks)], cpus[i] if i < len(cpus) else None)
                         for i in range(int(workers))]
 
@@ -156,6 +159,7 @@ class WorkerPool:
         worker.process, worker.pid = process, process.pid
         worker.task_conn, worker.result_conn = task_writer, result_reader
         worker.state = 'starting'
+        worker.started_at = time.monotonic()
 
     def start(self, timeout: float = 60.0) -> None:
         """
@@ -181,6 +185,7 @@ class WorkerPool:
         except BaseException:
             self.stop(timeout=2.0)
             raise
+        self._started = True
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every worker; see NOTE [shutdown] at the top of this module."""
@@ -269,10 +274,28 @@ class WorkerPool:
                 self._read_messages(worker, events)
             if worker.process.sentinel in ready or worker.state == 'dead':
                 self._handle_death(worker, events)
+        self._kill_stuck_starters()
         self._dispatch_pending()
         if not self.has_workers():
             events.extend(self._fail_everything('no worker process is left to run it'))
         return events
+
+    def _kill_stuck_starters(self) -> None:
+        """
+        Kill a restarted worker that is not ready within the start timeout.
+
+        Its sentinel then reports the death and the usual restart logic takes over, so a
+        worker that hangs while starting (e.g. forked from a process with threads) cannot sit
+        in the pool forever.
+        """
+        now = time.monotonic()
+        for worker in self.workers:
+            if (self._started and worker.state == 'starting'
+                    and now - worker.started_at > self._start_timeout):
+                self._log.error('%s was not ready within %.0f s; killing it', worker.describe(),
+                                self._start_timeout)
+                worker.process.kill()
+                worker.started_at = float('inf')  # report once
 
     def _read_messages(self, worker: WorkerState, events: List[PoolEvent]) -> None:
         """Drain every message this worker has sent (a dead worker's last results count too)."""

@@ -78,9 +78,15 @@ class RecordingFactory:
     exit_ids: Tuple[int, ...] = ()
     seed: int = 0
     crash_once_dir: str = ''  # crash on frame 2 once, after scribbling on it
+    hang_on_restart_dir: str = ''  # a restarted worker hangs while starting
 
     def __call__(self, worker, core_mask):
         """Build the processor inside the worker."""
+        if self.hang_on_restart_dir:
+            marker = os.path.join(self.hang_on_restart_dir, f'started_{worker}')
+            if os.path.exists(marker):
+                time.sleep(3600)
+            open(marker, 'w').close()
         return RecordingProcessor(worker, core_mask, self.max_latency_s, set(self.fail_ids),
                                   set(self.exit_ids), self.seed, self.crash_once_dir)
 

@@ -18,6 +18,8 @@
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -197,6 +199,32 @@ def test_rerun_after_a_crash_starts_from_the_clean_input(tmp_path):
     assert collector.frames[2].result.mean == pytest.approx(2 % 200 + 20)
 
 
+def test_a_restart_that_hangs_is_killed_and_the_stream_goes_on(tmp_path, caplog):
+    """A restarted worker that never becomes ready is killed after start_timeout; no stall."""
+    collector = Collector()
+    killed = []
+
+    def on_frame(frame):
+        collector(frame)
+        if frame.frame_id == 3 and not killed:
+            killed.append(pipeline.stats().workers[0]['pid'])
+            os.kill(killed[0], signal.SIGKILL)
+
+    config = small_config(workers=2, start_timeout=1.5, max_restarts=2)
+    factory = RecordingFactory(max_latency_s=0.02, hang_on_restart_dir=str(tmp_path))
+    pipeline = FramePipeline(config, factory, on_frame, logger=LOGGER)
+    with caplog.at_level(logging.ERROR):
+        with pipeline:
+            run_frames(pipeline, 40)
+            time.sleep(4.0)  # both restarts time out meanwhile
+            workers = pipeline.stats().workers
+    assert [f.frame_id for f in collector.frames] == list(range(40))
+    assert all(f.status == 'ok' for f in collector.frames)
+    assert workers[0]['state'] == 'dead' and workers[0]['restarts'] == 2
+    assert workers[1]['frames_done'] > 0
+    assert 'was not ready within 2 s' in caplog.text
+
+
 def test_frame_that_kills_workers_is_failed_not_stalled():
     """A frame that crashes every worker running it is failed after max_attempts; no stall."""
     collector = Collector()
@@ -303,12 +331,35 @@ def test_workers_are_pinned_to_available_cpus_and_warn_otherwise(caplog):
     assert 'worker 1: CPU 4096 is not available' in caplog.text
 
 
+START_METHOD_RUN = """
+import sys
+sys.path[:0] = [{here!r}, {root!r}]
+from pipeline_helpers import make_frame, RecordingFactory
+from rk_yolo_ros.pipeline import FramePipeline, PipelineConfig
+released = []
+config = PipelineConfig(workers=2, output_height=180, max_output_width=320, cpu_affinity=None,
+                        start_method={method!r})
+with FramePipeline(config, RecordingFactory(max_latency_s=0.01),
+                   lambda f: released.append((f.frame_id, f.status))) as pipeline:
+    for index in range(10):
+        pipeline.submit(make_frame(index))
+    pipeline.flush()
+print(released)
+"""
+
+
 @pytest.mark.parametrize('start_method', ['fork', 'forkserver'])
 def test_other_start_methods_work(start_method):
-    """The start method is explicit; fork and forkserver deliver the same in-order output."""
-    collector = Collector()
-    with FramePipeline(small_config(workers=2, start_method=start_method),
-                       RecordingFactory(max_latency_s=0.01), collector) as pipeline:
-        run_frames(pipeline, 10)
-    assert [f.frame_id for f in collector.frames] == list(range(10))
-    assert all(f.status == 'ok' for f in collector.frames)
+    """
+    The start method is explicit; fork and forkserver deliver the same in-order output.
+
+    Run in a fresh interpreter: forking a process that already runs threads (as this test
+    process does by now, and as a ROS node always does) can deadlock the child, which is why
+    spawn is the default.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = START_METHOD_RUN.format(here=here, root=os.path.dirname(here), method=start_method)
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([(index, 'ok') for index in range(10)])
