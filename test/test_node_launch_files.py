@@ -26,8 +26,10 @@ LAUNCH = ROOT / 'launch'
 
 def load_launch_module(name):
     """Import a launch file as a module (needs launch and the installed package)."""
-    pytest.importorskip('launch', reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
-                        'setup.bash or run scripts/run_tests.sh')
+    # not 'launch': the repository's launch/ folder imports as a namespace package
+    for module in ('ament_index_python', 'launch_ros'):
+        pytest.importorskip(module, reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
+                            'setup.bash or run scripts/run_tests.sh')
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
     try:
         get_package_share_directory('rk_yolo_ros')
