@@ -187,7 +187,7 @@ def _reference_nms(boxes, scores, class_ids, iou_threshold):
 
 
 @pytest.mark.parametrize('seed,iou,dense',
-                         itertools.product(range(5), (0.3, 0.45, 0.7), (True, False)))
+                         list(itertools.product(range(5), (0.3, 0.45, 0.7), (True, False))))
 def test_nms_matches_an_independent_reference(seed, iou, dense, monkeypatch):
     if not dense:  # force the path used for more than DENSE_NMS_LIMIT candidates
         monkeypatch.setattr(yolo_decode, 'DENSE_NMS_LIMIT', 0)
