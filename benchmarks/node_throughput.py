@@ -1,0 +1,159 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+End-to-end throughput of yolo_node over ROS 2, against a bare relay node, in one run.
+
+A publisher sends raw bgr8 images (Reliable, keep_all) as fast as the middleware takes them to
+(a) a bare rclpy relay that answers each image with a tiny message: the middleware's and
+rclpy's own ceiling for such images on this machine, and (b) yolo_node with the EMULATED NPU
+backend (fixed latency; no real inference). Prints JSON with both rates and their ratio.
+Needs a sourced ROS 2 and the package built in a colcon overlay (scripts/run_tests.sh does it).
+
+    python benchmarks/node_throughput.py [--frames 300] [--width 1280] [--height 720]
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+RELAY = '--relay'
+
+
+def run_relay():
+    """Relay mode: answer every image with a std_msgs/Header on 'detections'."""
+    import rclpy
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    rclpy.init()
+    node = Node('relay')
+    qos = _qos()
+    publisher = node.create_publisher(Header, 'detections', qos)
+    node.create_subscription(Image, 'image', lambda msg: publisher.publish(msg.header), qos)
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def _qos():
+    """Reliable keep_all: nothing is lost, the publisher waits for the slowest reader."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    return QoSProfile(depth=10, history=HistoryPolicy.KEEP_ALL,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
+def measure(command, answer_type, frames, width, height):
+    """Start a receiver process, publish frames to it, return its answers per second."""
+    import rclpy
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    receiver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    node = Node('node_throughput_bench')
+    answers = []
+    try:
+        publisher = node.create_publisher(Image, 'image', _qos())
+        node.create_subscription(answer_type, 'detections',
+                                 lambda msg: answers.append(time.monotonic()), _qos())
+        message = Image(height=height, width=width, encoding='bgr8', step=width * 3)
+        pixels = np.random.default_rng(0).integers(0, 255, height * width * 3, dtype=np.uint8)
+        message.data.frombytes(pixels.tobytes())
+        deadline = time.monotonic() + 60
+        while publisher.get_subscription_count() == 0 or node.count_publishers('detections') == 0:
+            if time.monotonic() > deadline or receiver.poll() is not None:
+                raise RuntimeError('the receiver did not come up: ' +
+                                   receiver.stderr.read().decode()[-2000:])
+            rclpy.spin_once(node, timeout_sec=0.1)
+        time.sleep(2.0)  # let discovery settle both ways
+        started = time.monotonic()
+        for index in range(frames):
+            message.header.stamp.sec = index
+            publisher.publish(message)
+            rclpy.spin_once(node, timeout_sec=0)
+        while len(answers) < frames and time.monotonic() < started + 300:
+            rclpy.spin_once(node, timeout_sec=0.05)
+    finally:
+        os.killpg(receiver.pid, signal.SIGINT)
+        try:
+            receiver.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(receiver.pid, signal.SIGKILL)
+        node.destroy_node()
+    elapsed = answers[-1] - started if answers else float('nan')
+    return {'answered': len(answers), 'seconds': round(elapsed, 2),
+            'fps': round(len(answers) / elapsed, 1) if answers else 0.0}
+
+
+def main(argv=None):
+    """Run the relay baseline and the node; print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument('--frames', type=int, default=300)
+    parser.add_argument('--width', type=int, default=1280)
+    parser.add_argument('--height', type=int, default=720)
+    parser.add_argument('--workers', type=int, default=3)
+    parser.add_argument('--latency-ms', type=float, default=16.7)
+    args = parser.parse_args(argv)
+    import rclpy
+    from std_msgs.msg import Header
+    from vision_msgs.msg import Detection2DArray
+
+    os.environ.setdefault('ROS_DOMAIN_ID', '57')
+    rclpy.init()
+    try:
+        relay = measure([sys.executable, os.path.abspath(__file__), RELAY], Header,
+                        args.frames, args.width, args.height)
+        node = measure(['ros2', 'run', 'rk_yolo_ros', 'yolo_node', '--ros-args',
+                        '-p', 'backend:=emulated', '-p', f'workers:={args.workers}',
+                        '-p', f'emulated_latency_ms:={args.latency_ms}',
+                        '-p', 'qos_history:=keep_all'],
+                       Detection2DArray, args.frames, args.width, args.height)
+    finally:
+        rclpy.try_shutdown()
+    ideal = args.workers / (args.latency_ms / 1000.0)
+    print(json.dumps({
+        'benchmark': 'node_throughput',
+        'backend': 'emulated NPU backend (fixed sleep latency; not real inference)',
+        'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
+                    'python': platform.python_version(),
+                    'rmw': os.environ.get('RMW_IMPLEMENTATION', 'default')},
+        'inputs': {'frames': args.frames, 'image': f'{args.width}x{args.height} bgr8',
+                   'qos': 'reliable keep_all', 'workers': args.workers,
+                   'emulated_latency_ms': args.latency_ms},
+        'bare_relay': relay,
+        'yolo_node': node,
+        'node_vs_relay': round(node['fps'] / relay['fps'], 3) if relay['fps'] else None,
+        'node_vs_pipeline_ideal': round(node['fps'] / ideal, 3),
+    }, indent=2))
+    return 0 if node['answered'] == args.frames else 1
+
+
+if __name__ == '__main__':
+    if RELAY in sys.argv:
+        run_relay()
+    else:
+        sys.exit(main())
