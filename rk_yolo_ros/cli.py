@@ -25,7 +25,6 @@ installed. Exit codes: 0 done, 1 stopped by an error, 2 bad arguments or source,
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import logging
 import pathlib
@@ -44,7 +43,6 @@ from rk_yolo_ros.result_sinks import (BAG_STORAGES, BagSink, JsonLinesSink, Sink
 from rk_yolo_ros.worker_pool import validate_core_masks
 
 PROG = 'rk-yolo'
-BENCHMARK_SCRIPT = pathlib.Path('benchmarks') / 'pipeline_throughput.py'
 DEFAULT_BASE_TOPIC = '/image'  # the input topic name given to non-bag sources
 OUTPUT_DIR_FILES = {'video': 'annotated.mp4', 'bag': 'detections_bag',
                     'jsonl': 'detections.jsonl', 'summary_json': 'summary.json'}
@@ -180,7 +178,7 @@ def add_bench_command(subparsers) -> None:
     """Register ``bench``: the pipeline throughput benchmark (prints JSON)."""
     bench = subparsers.add_parser(
         'bench', help='pipeline throughput benchmark (prints JSON)', add_help=False,
-        description='Run benchmarks/pipeline_throughput.py; arguments go to it (try --help).')
+        description='Run the pipeline throughput benchmark; arguments go to it (try --help).')
     bench.add_argument('args', nargs=argparse.REMAINDER, help='benchmark arguments')
     bench.set_defaults(func=bench_command)
 
@@ -365,32 +363,10 @@ def _fail(code: int, error: BaseException) -> int:
 
 
 # ----------------------------------------------------------------------------------- bench
-def find_benchmark_script() -> Optional[pathlib.Path]:
-    """Return benchmarks/pipeline_throughput.py of the source checkout, if there is one."""
-    checkout = pathlib.Path(__file__).resolve().parents[1]
-    script = checkout / BENCHMARK_SCRIPT
-    return script if script.is_file() else None
-
-
 def bench_command(args) -> int:
-    """Run the pipeline throughput benchmark's ``main(argv)``; return its exit code."""
-    script = find_benchmark_script()
-    if script is None:
-        return _fail(EXIT_ERROR, f'the benchmark {BENCHMARK_SCRIPT} is not in this installation;'
-                                 ' it ships with the source checkout (run rk-yolo from an '
-                                 'editable install: pip install -e .)')
-    spec = importlib.util.spec_from_file_location('rk_yolo_pipeline_throughput', script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, 'main'):
-        return _fail(EXIT_ERROR, f'{script} has no main(argv) function')
-    program = sys.argv[0]
-    sys.argv[0] = f'{PROG} bench'  # the benchmark's argparse names itself after argv[0]
-    try:
-        code = module.main(list(args.args))
-    finally:
-        sys.argv[0] = program
-    return int(code or 0)
+    """Run the pipeline throughput benchmark; return its exit code."""
+    from rk_yolo_ros.throughput_benchmark import main as benchmark_main
+    return int(benchmark_main(list(args.args), prog=f'{PROG} bench') or 0)
 
 
 # ------------------------------------------------------------------------------------ main
