@@ -23,6 +23,8 @@ setup(
         share_files('launch'),
         share_files('config'),
         share_files('rviz'),
+        # so an installed rk-yolo convert can name the command that sets its toolkit up
+        (os.path.join('share', package_name, 'scripts'), ['scripts/setup_rknn_toolkit.sh']),
     ],
     python_requires='>=3.8',
     # OpenCV is an extra: on a ROS machine apt's python3-opencv is the one cv_bridge is built
@@ -32,6 +34,7 @@ setup(
         'opencv': ['opencv-python-headless'],
         'onnx': ['onnxruntime'],
         'bag': ['rosbags'],
+        'model-tools': ['onnx', 'onnxruntime', 'rosbags'],
         'test': ['pytest', 'rosbags', 'onnxruntime', 'onnx'],
     },
     zip_safe=True,

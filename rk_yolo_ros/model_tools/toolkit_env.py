@@ -41,12 +41,14 @@ def env_dir() -> pathlib.Path:
 
 def setup_command() -> str:
     """Return the one command that sets the toolkit environment up, as a user should type it."""
-    source_tree = pathlib.Path(__file__).resolve().parents[2]
-    source_tree_script = source_tree / 'scripts' / SETUP_SCRIPT_NAME
-    if source_tree_script.is_file():
-        script = str(source_tree_script)
-    else:  # installed package: the script is in the source tree / the package's share folder
-        script = f'scripts/{SETUP_SCRIPT_NAME} (in the rk_yolo_ros source tree)'
+    here = pathlib.Path(__file__).resolve()
+    # the source tree's scripts/, or an installation's <prefix>/share/rk_yolo_ros/scripts/
+    candidates = [here.parents[2] / 'scripts' / SETUP_SCRIPT_NAME]
+    candidates += [parent / 'share' / 'rk_yolo_ros' / 'scripts' / SETUP_SCRIPT_NAME
+                   for parent in here.parents]
+    found = next((path for path in candidates if path.is_file()), None)
+    script = (f'bash {found}' if found
+              else f'scripts/{SETUP_SCRIPT_NAME} (in the rk_yolo_ros source tree)')
     if os.environ.get(ENV_VARIABLE):
         return f'{ENV_VARIABLE}={env_dir()} {script}'
     return script
