@@ -278,7 +278,7 @@ def _make_sinks(args, paths, source) -> list:
             try:
                 sink.close()
             except SinkError:
-                pass
+                pass  # closing what did open; the error being raised is the one to report
         raise
     return sinks
 

@@ -85,8 +85,10 @@ def remove_stale_segments(shm_dir: str = SHM_DIR) -> List[str]:
         try:
             os.unlink(os.path.join(shm_dir, name))
             removed.append(name)
-        except OSError:
-            pass
+        except FileNotFoundError:
+            pass  # its owner's resource tracker removed it first
+        except OSError as error:
+            _logger.warning('could not remove %s left by dead process %d: %s', name, pid, error)
     if removed:
         _logger.warning('removed %d shared-memory segment(s) left by dead processes: %s',
                         len(removed), ', '.join(removed))
