@@ -58,23 +58,12 @@ def machine_info():
             'numpy': np.__version__, 'opencv': cv2.__version__}
 
 
-def _tree_rss(process):
-    """Return the RSS in bytes of a process and its children."""
+def _tree_memory(process, unique=False):
+    """Return the RSS (or, with ``unique``, the USS) in bytes of a process and its children."""
     total = 0
     for proc in [process] + process.children(recursive=True):
         try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def _tree_uss(process):
-    """Return the unique memory (USS) in bytes of a process and its children."""
-    total = 0
-    for proc in [process] + process.children(recursive=True):
-        try:
-            total += proc.memory_full_info().uss
+            total += proc.memory_full_info().uss if unique else proc.memory_info().rss
         except psutil.Error:
             pass
     return total
@@ -91,7 +80,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         statuses.append(frame.status)
         latencies.append(frame.latency_s)
         if frame.frame_id % 25 == 0:
-            peak['rss'] = max(peak['rss'], _tree_rss(me))
+            peak['rss'] = max(peak['rss'], _tree_memory(me))
 
     factory = YoloDetectorFactory(backend='emulated', emulated_latency_s=latency_s,
                                   emulated_layout=layout)
@@ -113,7 +102,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         wall = time.perf_counter() - wall_before
         cpu_after = me.cpu_times()
         stats = pipeline.stats()
-        unique = _tree_uss(me)
+        unique = _tree_memory(me, unique=True)
     main_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     fps = frames / wall
     ideal = workers / latency_s
