@@ -50,5 +50,12 @@ class Backend(abc.ABC):
     def infer(self, image_nhwc: np.ndarray) -> List[np.ndarray]:
         """Run the model on a (1, H, W, 3) RGB uint8 image; return its raw outputs."""
 
+    def check_input(self, image_nhwc: np.ndarray, where: str) -> None:
+        """Raise BackendError naming ``where`` unless the image is (1, H, W, 3) uint8."""
+        width, height = self.input_size
+        if image_nhwc.shape != (1, height, width, 3) or image_nhwc.dtype != np.uint8:
+            raise BackendError(f'{where} expects a (1, {height}, {width}, 3) uint8 image, '
+                               f'got {image_nhwc.shape} {image_nhwc.dtype}')
+
     def release(self) -> None:
         """Free the model; safe to call twice."""

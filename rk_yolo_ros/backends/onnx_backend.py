@@ -109,10 +109,7 @@ class OnnxBackend(Backend):
         """Run the model on a (1, H, W, 3) RGB uint8 image; return its raw outputs."""
         if self._session is None:
             raise BackendError(f'{self.model_path}: infer() called before load()')
-        width, height = self._input_size
-        if image_nhwc.shape != (1, height, width, 3) or image_nhwc.dtype != np.uint8:
-            raise BackendError(f'{self.model_path} expects a (1, {height}, {width}, 3) uint8 '
-                               f'image, got {image_nhwc.shape} {image_nhwc.dtype}')
+        self.check_input(image_nhwc, str(self.model_path))
         source = image_nhwc.transpose(0, 3, 1, 2) if self._nchw else image_nhwc
         if self._dtype == np.uint8:
             self._buffer[...] = source

@@ -93,10 +93,7 @@ class RknnBackend(Backend):
         """Run the model on a (1, H, W, 3) RGB uint8 image; return its raw outputs."""
         if self._rknn is None:
             raise BackendError(f'{self._where}: infer() called before load()')
-        width, height = self._input_size
-        if image_nhwc.shape != (1, height, width, 3) or image_nhwc.dtype != np.uint8:
-            raise BackendError(f'{self._where} expects a (1, {height}, {width}, 3) uint8 image, '
-                               f'got {image_nhwc.shape} {image_nhwc.dtype}')
+        self.check_input(image_nhwc, self._where)
         outputs = self._rknn.inference(inputs=[image_nhwc])
         if outputs is None or len(outputs) == 0:
             raise BackendError(f'RKNNLite.inference returned {outputs!r} for {self._where}; '
