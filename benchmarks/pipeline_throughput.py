@@ -16,7 +16,7 @@
 
 import sys
 
-from rk_yolo_ros.throughput_benchmark import main
+from rk_yolo_ros.offline.throughput_benchmark import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -39,11 +39,11 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from rk_yolo_ros import demo_assets  # noqa: E402
-from rk_yolo_ros.backends.onnx_backend import OnnxBackend  # noqa: E402
-from rk_yolo_ros.drawing import draw_detections  # noqa: E402
-from rk_yolo_ros.frame_processing import DetectionSettings  # noqa: E402
-from rk_yolo_ros.letterbox import Letterbox  # noqa: E402
-from rk_yolo_ros.yolo_decode import YoloDecoder  # noqa: E402
+from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend  # noqa: E402
+from rk_yolo_ros.yolo.drawing import draw_detections  # noqa: E402
+from rk_yolo_ros.core.frame_processing import DetectionSettings  # noqa: E402
+from rk_yolo_ros.yolo.letterbox import Letterbox  # noqa: E402
+from rk_yolo_ros.yolo.decode import YoloDecoder  # noqa: E402
 
 TARGET_DECODE_MS = 0.5
 
@@ -137,7 +137,7 @@ def main(argv=None):
         timed_ms(lambda: decoder.decode(single, settings), args.iterations),
         detections=count, output_shapes=[list(o.shape) for o in single])
     try:
-        from rk_yolo_ros.split_head_export import export_split_heads
+        from rk_yolo_ros.model_tools.split_head_export import export_split_heads
         with tempfile.TemporaryDirectory() as folder:
             split_backend = OnnxBackend(export_split_heads(model, pathlib.Path(folder) / 's.onnx'))
             split_backend.load()

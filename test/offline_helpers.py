@@ -102,7 +102,7 @@ def write_image_bag(path: pathlib.Path, count: int = 12, storage: str = 'sqlite3
 def read_bag(path: pathlib.Path) -> Dict[str, List[Tuple[int, object]]]:
     """Read every message of a bag with rosbags: topic -> [(bag timestamp, message)] in order."""
     from rosbags.highlevel import AnyReader
-    from rk_yolo_ros.vision_msgs_defs import register_vision_msgs
+    from rk_yolo_ros.messages.vision_msgs_defs import register_vision_msgs
     messages: Dict[str, List[Tuple[int, object]]] = {}
     with AnyReader([pathlib.Path(path)],
                    default_typestore=register_vision_msgs(_typestore())) as reader:

@@ -23,7 +23,7 @@ from typing import Tuple
 
 import numpy as np
 
-from rk_yolo_ros.frame_processing import FrameProcessor, StagedFrameProcessor
+from rk_yolo_ros.core.frame_processing import FrameProcessor, StagedFrameProcessor
 
 
 @dataclass

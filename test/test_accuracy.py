@@ -30,8 +30,8 @@ from module_checks import requires
 import numpy as np
 import pytest
 
-from rk_yolo_ros.detector import YoloDetectorFactory
-from rk_yolo_ros.frame_processing import DetectionSettings, FrameTask
+from rk_yolo_ros.yolo.detector import YoloDetectorFactory
+from rk_yolo_ros.core.frame_processing import DetectionSettings, FrameTask
 
 pytestmark = requires('onnxruntime')
 
@@ -150,14 +150,14 @@ def summary(reference, demo_model, demo_images):
 
 if __name__ == '__main__':
     # Print the comparison numbers: PYTHONPATH=. python test/test_accuracy.py
-    from rk_yolo_ros import demo_assets
+    from rk_yolo_ros.yolo import demo_assets
     print(json.dumps(summary(json.loads(FIXTURE.read_text()), demo_assets.fetch_model(),
                              demo_assets.fetch_images()), indent=1))
 
 
 def test_full_pipeline_detections_match_ultralytics(reference, demo_model, demo_images):
     """The whole pipeline (intake, shared memory, 2 workers, reorder) matches the reference."""
-    from rk_yolo_ros.pipeline import FramePipeline, PipelineConfig
+    from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 
     settings_ref = reference['settings']
     released = []

@@ -22,10 +22,10 @@ from module_checks import optional, requires
 import numpy as np
 import pytest
 
-from rk_yolo_ros.backends.base import BackendError
-from rk_yolo_ros.backends.factory import check_backend, create_backend, resolve_backend_name
-from rk_yolo_ros.backends.onnx_backend import OnnxBackend
-from rk_yolo_ros.backends.rknn_backend import RknnBackend
+from rk_yolo_ros.yolo.backends.base import BackendError
+from rk_yolo_ros.yolo.backends.factory import check_backend, create_backend, resolve_backend_name
+from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
+from rk_yolo_ros.yolo.backends.rknn_backend import RknnBackend
 
 onnx = optional('onnx')
 pytestmark = requires('onnx', 'onnxruntime')
@@ -269,7 +269,7 @@ def test_create_backend_builds_each_kind(demo_model, rknn_file):
 
 
 def test_emulated_backend_needs_no_model():
-    pytest.importorskip('rk_yolo_ros.backends.emulated',
+    pytest.importorskip('rk_yolo_ros.yolo.backends.emulated',
                         reason='emulated backend is written by the pipeline branch')
     assert check_backend('emulated', None) == 'emulated'
     backend = create_backend('emulated', None, 1, latency_s=0.0, input_size=(320, 320),

@@ -24,7 +24,8 @@ import sys
 from offline_helpers import FAST_RUN, write_video
 import pytest
 
-from rk_yolo_ros import __version__, cli
+from rk_yolo_ros import __version__
+from rk_yolo_ros.offline import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_no_model_and_no_cached_demo_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv('RK_YOLO_ASSETS', str(tmp_path / 'empty_cache'))
     video = write_video(tmp_path / 'in.mp4', 3)
     assert cli.main(['run', str(video), '--progress', 'off']) == 2
-    assert 'python -m rk_yolo_ros.demo_assets' in capsys.readouterr().err
+    assert 'python -m rk_yolo_ros.yolo.demo_assets' in capsys.readouterr().err
 
 
 def test_bench_runs_the_throughput_benchmark(capsys):

@@ -18,9 +18,9 @@ import os
 
 import pytest
 
-from rk_yolo_ros.cpu_affinity import available_cpus, pin_current_process, plan_worker_cpus
-from rk_yolo_ros.frame_slots import FrameSlots
-from rk_yolo_ros.worker_pool import validate_core_masks, WorkerPool
+from rk_yolo_ros.core.cpu_affinity import available_cpus, pin_current_process, plan_worker_cpus
+from rk_yolo_ros.core.frame_slots import FrameSlots
+from rk_yolo_ros.core.worker_pool import validate_core_masks, WorkerPool
 
 
 def test_plan_uses_listed_cpus_that_exist():

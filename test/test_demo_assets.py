@@ -14,7 +14,7 @@
 
 """Tests for the demo asset cache (without touching the network)."""
 
-from rk_yolo_ros import demo_assets
+from rk_yolo_ros.yolo import demo_assets
 
 
 def test_cache_folder_follows_the_environment(tmp_path, monkeypatch):

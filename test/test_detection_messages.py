@@ -17,10 +17,10 @@
 import numpy as np
 import pytest
 
-from rk_yolo_ros.detection_messages import (build_detection_array, check_message_types,
+from rk_yolo_ros.messages.detection_messages import (build_detection_array, check_message_types,
                                             message_types_from_modules)
-from rk_yolo_ros.frame_processing import Detections
-from rk_yolo_ros.vision_msgs_defs import register_vision_msgs
+from rk_yolo_ros.core.frame_processing import Detections
+from rk_yolo_ros.messages.vision_msgs_defs import register_vision_msgs
 
 try:
     from rosbags import typesys

@@ -21,9 +21,9 @@ from module_checks import requires
 import numpy as np
 import pytest
 
-from rk_yolo_ros.detector import YoloDetector, YoloDetectorFactory
-from rk_yolo_ros.frame_processing import Detections, DetectionSettings, FrameTask
-from rk_yolo_ros.yolo_decode import DecodeError
+from rk_yolo_ros.yolo.detector import YoloDetector, YoloDetectorFactory
+from rk_yolo_ros.core.frame_processing import Detections, DetectionSettings, FrameTask
+from rk_yolo_ros.yolo.decode import DecodeError
 
 pytestmark = requires('onnxruntime')
 
@@ -132,7 +132,7 @@ def test_model_with_unexpected_outputs_fails_at_start_naming_it(tmp_path):
 
 
 def test_emulated_backend_through_the_factory():
-    pytest.importorskip('rk_yolo_ros.backends.emulated',
+    pytest.importorskip('rk_yolo_ros.yolo.backends.emulated',
                         reason='emulated backend is written by the pipeline branch')
     for layout in ('ultralytics', 'rknn_split'):
         factory = YoloDetectorFactory(backend='emulated', emulated_latency_s=0.0,

@@ -16,7 +16,7 @@
 
 import numpy as np
 
-from rk_yolo_ros.drawing import class_color, draw_detections, draw_overlay
+from rk_yolo_ros.yolo.drawing import class_color, draw_detections, draw_overlay
 
 
 def test_boxes_and_tags_are_drawn_in_place_in_the_class_color():

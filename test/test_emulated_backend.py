@@ -19,8 +19,8 @@ import time
 import numpy as np
 import pytest
 
-from rk_yolo_ros.backends.base import BackendError
-from rk_yolo_ros.backends.emulated import EmulatedBackend
+from rk_yolo_ros.yolo.backends.base import BackendError
+from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
 
 
 def test_outputs_have_real_yolo_shapes():

@@ -25,7 +25,7 @@ import time
 import numpy as np
 import pytest
 
-from rk_yolo_ros.frame_slots import FrameSlots, remove_stale_segments, SEGMENT_PREFIX, SHM_DIR
+from rk_yolo_ros.core.frame_slots import FrameSlots, remove_stale_segments, SEGMENT_PREFIX, SHM_DIR
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -35,7 +35,7 @@ PRODUCER = textwrap.dedent("""
     import os, sys, time
     sys.path[:0] = [{here!r}, {root!r}]
     from pipeline_helpers import make_frame, RecordingFactory
-    from rk_yolo_ros.pipeline import FramePipeline, PipelineConfig
+    from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
     delivered = []
     config = PipelineConfig(workers=2, output_height=180, max_output_width=320,
                             cpu_affinity=None)

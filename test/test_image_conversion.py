@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rk_yolo_ros.image_conversion import (compressed_image_to_bgr, ImageConversionError,
+from rk_yolo_ros.messages.image_conversion import (compressed_image_to_bgr, ImageConversionError,
                                           message_to_bgr, raw_image_to_bgr)
 
 try:

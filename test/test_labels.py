@@ -16,7 +16,7 @@
 
 import pytest
 
-from rk_yolo_ros.labels import (COCO80, label_for, LabelsError, load_labels,
+from rk_yolo_ros.yolo.labels import (COCO80, label_for, LabelsError, load_labels,
                                 onnx_metadata_names, read_labels_file)
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rk_yolo_ros.letterbox import Letterbox, letterbox_geometry, PAD_VALUE
+from rk_yolo_ros.yolo.letterbox import Letterbox, letterbox_geometry, PAD_VALUE
 
 
 def _frame(width, height, seed=0):

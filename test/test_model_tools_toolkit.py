@@ -36,7 +36,7 @@ import zipfile
 
 import pytest
 
-from rk_yolo_ros import demo_assets
+from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.model_tools import toolkit_env
 from rk_yolo_ros.model_tools.agreement import AgreementThresholds
 from rk_yolo_ros.model_tools.calibration import read_images
@@ -142,8 +142,8 @@ def demo_pt_model():
 
 def test_pt_export_gives_the_same_detector_as_the_onnx(exported, demo_pt_model, demo_images,
                                                        tmp_path):
-    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
-    from rk_yolo_ros.yolo_decode import YoloDecoder
+    from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
+    from rk_yolo_ros.yolo.decode import YoloDecoder
 
     if find_ultralytics_python() is None:
         pytest.skip('ultralytics is in neither environment; '

@@ -42,9 +42,9 @@ THRESHOLDS = AgreementThresholds()
 @pytest.fixture(scope='module')
 def bundle_model(demo_model, demo_images, tmp_path_factory):
     """Return an .rknn path (a placeholder file) with a bundle made from the ONNX model."""
-    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
-    from rk_yolo_ros.frame_processing import DetectionSettings
-    from rk_yolo_ros.yolo_decode import YoloDecoder
+    from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
+    from rk_yolo_ros.core.frame_processing import DetectionSettings
+    from rk_yolo_ros.yolo.decode import YoloDecoder
 
     folder = tmp_path_factory.mktemp('bundle')
     inputs, records = letterbox_images(read_images(demo_images), (640, 640))
@@ -67,7 +67,7 @@ def bundle_model(demo_model, demo_images, tmp_path_factory):
 
 def onnx_cores(model_path, transform=None):
     """Return a backend factory running an ONNX model for every core mask."""
-    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
+    from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
 
     class Transformed(OnnxBackend):
         """The ONNX backend with its input transformed first."""
@@ -125,7 +125,7 @@ def test_a_core_that_sees_other_pixels_fails(bundle_model, split_head_model, tmp
 
 def test_a_core_that_cannot_load_is_reported_and_the_others_still_run(bundle_model,
                                                                       split_head_model):
-    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
+    from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
 
     def factory(core_mask):
         # Core 2 gets a model path that does not exist: its load raises BackendError.

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pytest
 
-from rk_yolo_ros.pipeline import CompletedFrame
+from rk_yolo_ros.core.pipeline import CompletedFrame
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
 # A mark, not a module-level skip: that would skip the whole folder under launch_testing.
@@ -46,7 +46,7 @@ class Running:
         from diagnostic_msgs.msg import DiagnosticArray
         from vision_msgs.msg import Detection2DArray
 
-        from rk_yolo_ros.yolo_node import YoloNode
+        from rk_yolo_ros.ros.yolo_node import YoloNode
 
         self.rclpy = rclpy
         self.context = rclpy.Context()

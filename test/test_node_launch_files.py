@@ -91,7 +91,7 @@ def test_config_sets_only_declared_parameters():
     """Every parameter in config/yolo.yaml is one yolo_node declares, with the same type."""
     pytest.importorskip('rclpy', reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
                         'setup.bash or run scripts/run_tests.sh')
-    from rk_yolo_ros.yolo_node import PARAMETERS
+    from rk_yolo_ros.ros.yolo_node import PARAMETERS
     config = yaml.safe_load((ROOT / 'config' / 'yolo.yaml').read_text())
     parameters = config['/**/yolo_node']['ros__parameters']
     assert set(parameters) <= set(PARAMETERS), set(parameters) - set(PARAMETERS)

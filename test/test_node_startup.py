@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec('rclpy') is None,
 
 def run_node(*parameters):
     """Run yolo_node with parameters until it exits; return (exit code, output)."""
-    command = [sys.executable, '-m', 'rk_yolo_ros.yolo_node', '--ros-args']
+    command = [sys.executable, '-m', 'rk_yolo_ros.ros.yolo_node', '--ros-args']
     for parameter in parameters:
         command += ['-p', parameter]
     env = dict(os.environ, ROS_DOMAIN_ID=str(100 + (os.getpid() + 71) % 100))
@@ -61,7 +61,7 @@ def test_bad_start_parameters_exit_with_the_reason(parameters, message):
 def test_node_exits_1_when_its_workers_cannot_be_restarted():
     """Once every worker died and the restarts are used up, the node exits 1 (for respawn)."""
     psutil = pytest.importorskip('psutil')
-    command = [sys.executable, '-m', 'rk_yolo_ros.yolo_node', '--ros-args', '-p',
+    command = [sys.executable, '-m', 'rk_yolo_ros.ros.yolo_node', '--ros-args', '-p',
                'backend:=emulated', '-p', 'workers:=1', '-p', 'cpu_affinity:=[]']
     env = dict(os.environ, ROS_DOMAIN_ID=str(100 + (os.getpid() + 72) % 100))
     node = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -17,11 +17,11 @@
 from offline_helpers import count_video_frames, write_video
 from pipeline_helpers import BrokenFactory, RecordingFactory
 
-from rk_yolo_ros.frame_processing import DetectionSettings
-from rk_yolo_ros.frame_sources import open_source
-from rk_yolo_ros.offline_run import EXIT_FRAMES_FAILED, format_summary, OfflineRun
-from rk_yolo_ros.pipeline import PipelineConfig
-from rk_yolo_ros.result_sinks import VideoSink
+from rk_yolo_ros.core.frame_processing import DetectionSettings
+from rk_yolo_ros.offline.sources import open_source
+from rk_yolo_ros.offline.run import EXIT_FRAMES_FAILED, format_summary, OfflineRun
+from rk_yolo_ros.core.pipeline import PipelineConfig
+from rk_yolo_ros.offline.sinks import VideoSink
 
 
 def small_config(workers=2):

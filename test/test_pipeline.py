@@ -26,10 +26,10 @@ import time
 from pipeline_helpers import BrokenFactory, make_frame, RecordingFactory, StagedFactory
 import pytest
 
-from rk_yolo_ros.frame_slots import SEGMENT_PREFIX
-from rk_yolo_ros.pipeline import (BackpressureTimeout, FramePipeline, output_size,
+from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX
+from rk_yolo_ros.core.pipeline import (BackpressureTimeout, FramePipeline, output_size,
                                   PipelineConfig, PipelineError)
-from rk_yolo_ros.worker_pool import WorkerStartError
+from rk_yolo_ros.core.worker_pool import WorkerStartError
 
 # launch_testing's pytest plugin makes loggers created after it non-propagating (launch's
 # LaunchLogger), which would hide our records from caplog; give the pipelines a logger that does.
@@ -335,7 +335,7 @@ START_METHOD_RUN = """
 import sys
 sys.path[:0] = [{here!r}, {root!r}]
 from pipeline_helpers import make_frame, RecordingFactory
-from rk_yolo_ros.pipeline import FramePipeline, PipelineConfig
+from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 released = []
 config = PipelineConfig(workers=2, output_height=180, max_output_width=320, cpu_affinity=None,
                         start_method={method!r})

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import pytest
 
-from rk_yolo_ros.frame_slots import SEGMENT_PREFIX, SHM_DIR
+from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX, SHM_DIR
 
 try:
     import rclpy
@@ -52,7 +52,7 @@ class NodeProcess:
     def __init__(self, domain_id, namespace, **parameters):
         """Start the node with the emulated backend and the given parameters."""
         parameters = {'backend': 'emulated', 'workers': 1, 'cpu_affinity': '[]', **parameters}
-        command = [sys.executable, '-m', 'rk_yolo_ros.yolo_node', '--ros-args',
+        command = [sys.executable, '-m', 'rk_yolo_ros.ros.yolo_node', '--ros-args',
                    '-r', f'__ns:=/{namespace}', '-r', f'image:=/{namespace}/camera']
         for name, value in parameters.items():
             command += ['-p', f'{name}:={value}']

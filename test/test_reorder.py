@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from rk_yolo_ros.reorder import ReorderBuffer
+from rk_yolo_ros.core.reorder import ReorderBuffer
 
 
 def test_releases_strictly_in_order_whatever_the_arrival_order():

@@ -21,7 +21,7 @@ from module_checks import optional, requires
 import numpy as np
 import pytest
 
-from rk_yolo_ros.split_head_export import export_split_heads, SplitHeadExportError
+from rk_yolo_ros.model_tools.split_head_export import export_split_heads, SplitHeadExportError
 from split_head_graphs import head_layout, LAYOUTS, write_ultralytics_onnx
 
 onnx = optional('onnx')
@@ -87,7 +87,7 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
 
 def _letterboxed(image_path):
     import cv2
-    from rk_yolo_ros.letterbox import Letterbox
+    from rk_yolo_ros.yolo.letterbox import Letterbox
     canvas, _ = Letterbox((640, 640))(cv2.imread(str(image_path)))
     return np.ascontiguousarray(canvas.transpose(0, 3, 1, 2), np.float32) / 255.0
 
@@ -104,8 +104,8 @@ def both_outputs(demo_model, split_head_model, demo_images):
 
 @pytest.mark.parametrize('conf', [0.1, 0.25, 0.5])
 def test_split_head_decode_matches_the_original_model(both_outputs, conf):
-    from rk_yolo_ros.frame_processing import DetectionSettings
-    from rk_yolo_ros.yolo_decode import YoloDecoder
+    from rk_yolo_ros.core.frame_processing import DetectionSettings
+    from rk_yolo_ros.yolo.decode import YoloDecoder
     settings = DetectionSettings(conf_threshold=conf)
     for single, split in both_outputs:
         decoder = YoloDecoder((640, 640))
@@ -150,8 +150,8 @@ def _random_images(count, size, seed=0):
 
 def _assert_same_detections(original, split_head, size, images, conf):
     """Decode both models on ``images``; assert equal detections and return their count."""
-    from rk_yolo_ros.frame_processing import DetectionSettings
-    from rk_yolo_ros.yolo_decode import YoloDecoder
+    from rk_yolo_ros.core.frame_processing import DetectionSettings
+    from rk_yolo_ros.yolo.decode import YoloDecoder
     settings = DetectionSettings(conf_threshold=conf, max_detections=300)
     total = 0
     for image in images:

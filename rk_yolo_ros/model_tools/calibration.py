@@ -218,7 +218,7 @@ def collect_calibration_set(source, input_size: Tuple[int, int], out_dir,
     ROS 1 .bag; ``topic`` picks the image topic, else the busiest one). ``input_size`` is the
     model's (width, height). Raise ModelToolError naming the source if nothing usable is there.
     """
-    from rk_yolo_ros.letterbox import Letterbox
+    from rk_yolo_ros.yolo.letterbox import Letterbox
 
     if count < 1:
         raise ModelToolError(f'calibration image count must be at least 1, got {count}')

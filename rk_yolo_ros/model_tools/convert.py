@@ -99,7 +99,7 @@ def _check_options(options: ConvertOptions) -> str:
 
 def _names_beside(onnx_path: pathlib.Path):
     """Return the class names of the labels file beside an ONNX model, or None."""
-    from rk_yolo_ros.labels import LabelsError, read_labels_file
+    from rk_yolo_ros.yolo.labels import LabelsError, read_labels_file
 
     path = labels_path_for(onnx_path)
     if not path.is_file():
@@ -111,7 +111,7 @@ def _names_beside(onnx_path: pathlib.Path):
 
 
 def _reference_outputs(onnx_path: pathlib.Path, inputs: np.ndarray):
-    from rk_yolo_ros.backends.onnx_backend import OnnxBackend
+    from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
 
     backend = OnnxBackend(onnx_path, threads=2)
     backend.load()
@@ -134,7 +134,7 @@ def _simulator_outputs(npz_path: pathlib.Path, count: int):
 def compare_runs(decoder, records, reference_outputs, candidate_outputs, conf_threshold,
                  iou_threshold, thresholds: AgreementThresholds):
     """Decode both runs per image, compare them; return (per-image entries, summary)."""
-    from rk_yolo_ros.frame_processing import DetectionSettings
+    from rk_yolo_ros.core.frame_processing import DetectionSettings
 
     # Decode below the threshold so near-threshold boxes do not count as misses (see agreement).
     settings = DetectionSettings(conf_threshold=max(conf_threshold - thresholds.score_margin,
@@ -160,7 +160,7 @@ def convert_model(options: ConvertOptions, log=print) -> dict:
     verified, ``verification`` with the agreement summary and ``passed``). Raise
     ModelToolError on bad input, a missing toolkit environment or a failed build.
     """
-    from rk_yolo_ros.yolo_decode import YoloDecoder
+    from rk_yolo_ros.yolo.decode import YoloDecoder
 
     started = time.monotonic()
     target = _check_options(options)

@@ -67,8 +67,8 @@ def inspect_onnx(path) -> OnnxModelInfo:
     except ImportError as error:
         raise ModelToolError('reading ONNX models needs the onnx package: pip install onnx') \
             from error
-    from rk_yolo_ros.labels import LabelsError, onnx_metadata_names
-    from rk_yolo_ros.yolo_decode import DecodeError, YoloDecoder
+    from rk_yolo_ros.yolo.labels import LabelsError, onnx_metadata_names
+    from rk_yolo_ros.yolo.decode import DecodeError, YoloDecoder
 
     path = pathlib.Path(path)
     if not path.is_file():

@@ -42,8 +42,8 @@ OFF_BOARD_HELP = ('rk-yolo verify runs on the Rockchip board itself (RK3588: RKN
 
 def board_backend_factory(rknn_path, input_size):
     """Return ``factory(core_mask) -> Backend`` for the .rknn on RKNNLite; raise off-board."""
-    from rk_yolo_ros.backends.base import BackendError
-    from rk_yolo_ros.backends.rknn_backend import import_rknnlite, RknnBackend
+    from rk_yolo_ros.yolo.backends.base import BackendError
+    from rk_yolo_ros.yolo.backends.rknn_backend import import_rknnlite, RknnBackend
 
     try:
         import_rknnlite()
@@ -62,9 +62,9 @@ def verify_cores(report: dict, inputs, backend_factory: Callable, core_masks: Se
     the ONNX reference, the one with the simulator (when saved) and the mean inference time,
     or the error of a core whose backend could not load or run the model.
     """
-    from rk_yolo_ros.backends.base import BackendError
-    from rk_yolo_ros.frame_processing import DetectionSettings
-    from rk_yolo_ros.yolo_decode import YoloDecoder
+    from rk_yolo_ros.yolo.backends.base import BackendError
+    from rk_yolo_ros.core.frame_processing import DetectionSettings
+    from rk_yolo_ros.yolo.decode import YoloDecoder
 
     conf = float(report['settings']['conf_threshold'])
     settings = DetectionSettings(conf_threshold=max(conf - thresholds.score_margin, 0.001),

@@ -45,7 +45,7 @@ def bundle_paths(rknn_path) -> Tuple[pathlib.Path, pathlib.Path]:
 def letterbox_images(images: Sequence[Tuple[pathlib.Path, np.ndarray]],
                      input_size: Tuple[int, int]) -> Tuple[np.ndarray, List[dict]]:
     """Letterbox BGR images to the model input; return (N, H, W, 3) RGB inputs and records."""
-    from rk_yolo_ros.letterbox import Letterbox
+    from rk_yolo_ros.yolo.letterbox import Letterbox
 
     letterbox = Letterbox(input_size)
     inputs, records = [], []
@@ -64,7 +64,7 @@ def letterbox_images(images: Sequence[Tuple[pathlib.Path, np.ndarray]],
 
 def geometry_of(record: dict):
     """Return the LetterboxGeometry stored in an image record."""
-    from rk_yolo_ros.letterbox import LetterboxGeometry
+    from rk_yolo_ros.yolo.letterbox import LetterboxGeometry
 
     return LetterboxGeometry(tuple(record['frame_size']), tuple(record['resized_size']),
                              tuple(record['pad']))

@@ -39,9 +39,9 @@ from typing import Any, Callable, Optional
 import cv2
 import numpy as np
 
-from rk_yolo_ros.cpu_affinity import pin_current_process
-from rk_yolo_ros.frame_processing import StagedFrameProcessor
-from rk_yolo_ros.frame_slots import FrameSlots, SlotLayout
+from rk_yolo_ros.core.cpu_affinity import pin_current_process
+from rk_yolo_ros.core.frame_processing import StagedFrameProcessor
+from rk_yolo_ros.core.frame_slots import FrameSlots, SlotLayout
 
 PARENT_CHECK_SECONDS = 0.5
 

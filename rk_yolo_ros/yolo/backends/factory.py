@@ -24,7 +24,7 @@ import pathlib
 import platform
 from typing import Optional
 
-from rk_yolo_ros.backends.base import Backend, BackendError
+from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 
 BACKEND_NAMES = ('onnx', 'rknn', 'auto', 'emulated')
 MODEL_SUFFIXES = {'.onnx': 'onnx', '.rknn': 'rknn'}
@@ -65,7 +65,7 @@ def check_backend(name: str, model_path: Optional[str] = None) -> str:
     if path.suffix.lower() != expected_suffix:
         raise ValueError(f'backend {concrete!r} needs a {expected_suffix} model, got {path}')
     if concrete == 'rknn':
-        from rk_yolo_ros.backends.rknn_backend import import_rknnlite, INSTALL_HINT
+        from rk_yolo_ros.yolo.backends.rknn_backend import import_rknnlite, INSTALL_HINT
         if platform.machine() not in ('aarch64', 'arm64'):
             raise BackendError(f'cannot run {path} with the rknn backend on a '
                                f'{platform.machine()} machine: {INSTALL_HINT}')
@@ -90,12 +90,12 @@ def create_backend(name: str, model_path=None, core_mask: int = 1, **options) ->
     """
     concrete = resolve_backend_name(name, model_path)
     if concrete == 'onnx':
-        from rk_yolo_ros.backends.onnx_backend import OnnxBackend
+        from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
         return OnnxBackend(model_path, threads=options.get('threads', 1))
     if concrete == 'rknn':
-        from rk_yolo_ros.backends.rknn_backend import RknnBackend
+        from rk_yolo_ros.yolo.backends.rknn_backend import RknnBackend
         return RknnBackend(model_path, core_mask=core_mask,
                            input_size=options.get('input_size') or (640, 640))
-    from rk_yolo_ros.backends.emulated import EmulatedBackend
+    from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
     keys = ('latency_s', 'input_size', 'layout', 'num_classes', 'seed', 'recorded_outputs')
     return EmulatedBackend(**{k: options[k] for k in keys if options.get(k) is not None})

@@ -37,8 +37,8 @@ import signal
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from rk_yolo_ros.frame_slots import SlotLayout
-from rk_yolo_ros.worker_process import run_worker
+from rk_yolo_ros.core.frame_slots import SlotLayout
+from rk_yolo_ros.core.worker_process import run_worker
 
 RKNN_CORE_MASKS = (1, 2, 4)  # NPU_CORE_0, _1, _2: one model copy per core
 JOINT_CORE_MASK = 7  # all three cores on one model: slower than one copy per core for YOLO

@@ -32,15 +32,15 @@ import sys
 from typing import Optional, Sequence, Tuple
 
 from rk_yolo_ros import __version__
-from rk_yolo_ros.cpu_affinity import available_cpus, RK3588_BIG_CORES
-from rk_yolo_ros.frame_processing import DetectionSettings
-from rk_yolo_ros.frame_sources import BagSource, open_source, SourceError
-from rk_yolo_ros.offline_run import EXIT_ERROR, EXIT_USAGE, format_summary, OfflineRun
-from rk_yolo_ros.pipeline import PipelineConfig
-from rk_yolo_ros.progress import ProgressBar, ProgressLogHandler
-from rk_yolo_ros.result_sinks import (BAG_STORAGES, BagSink, JsonLinesSink, SinkError,
+from rk_yolo_ros.core.cpu_affinity import available_cpus, RK3588_BIG_CORES
+from rk_yolo_ros.core.frame_processing import DetectionSettings
+from rk_yolo_ros.offline.sources import BagSource, open_source, SourceError
+from rk_yolo_ros.offline.run import EXIT_ERROR, EXIT_USAGE, format_summary, OfflineRun
+from rk_yolo_ros.core.pipeline import PipelineConfig
+from rk_yolo_ros.offline.progress import ProgressBar, ProgressLogHandler
+from rk_yolo_ros.offline.sinks import (BAG_STORAGES, BagSink, JsonLinesSink, SinkError,
                                       VideoSink)
-from rk_yolo_ros.worker_pool import validate_core_masks
+from rk_yolo_ros.core.worker_pool import validate_core_masks
 
 PROG = 'rk-yolo'
 DEFAULT_BASE_TOPIC = '/image'  # the input topic name given to non-bag sources
@@ -109,7 +109,7 @@ def add_run_command(subparsers) -> None:
                      "the bag's only image topic")
     model = run.add_argument_group("model (the node's parameters)")
     model.add_argument('--model', help='.onnx or .rknn model (default: the cached demo model '
-                       'from `python -m rk_yolo_ros.demo_assets`)')
+                       'from `python -m rk_yolo_ros.yolo.demo_assets`)')
     model.add_argument('--backend', default='auto', choices=('auto', 'onnx', 'rknn', 'emulated'),
                        help='inference backend (default auto: from the model suffix)')
     model.add_argument('--workers', type=_positive_int, default=3,
@@ -228,16 +228,16 @@ def _output_paths(args) -> dict:
 
 def _detector_factory(args):
     """Build and check the YOLO processor factory in this process (fail before any worker)."""
-    from rk_yolo_ros.detector import YoloDetectorFactory
+    from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
     model = args.model
     if model is None and args.backend != 'emulated':
-        from rk_yolo_ros import demo_assets
+        from rk_yolo_ros.yolo import demo_assets
         cached = demo_assets.model_path()
         if cached is None:
             raise UsageError('no --model given and the demo model is not cached; give a .onnx '
                              'or .rknn model, or fetch the demo model with '
-                             '`python -m rk_yolo_ros.demo_assets`')
+                             '`python -m rk_yolo_ros.yolo.demo_assets`')
         model = str(cached)
     factory = YoloDetectorFactory(model_path=model, backend=args.backend,
                                   labels_file=args.labels_file, onnx_threads=args.onnx_threads,
@@ -365,7 +365,7 @@ def _fail(code: int, error: BaseException) -> int:
 # ----------------------------------------------------------------------------------- bench
 def bench_command(args) -> int:
     """Run the pipeline throughput benchmark; return its exit code."""
-    from rk_yolo_ros.throughput_benchmark import main as benchmark_main
+    from rk_yolo_ros.offline.throughput_benchmark import main as benchmark_main
     return int(benchmark_main(list(args.args), prog=f'{PROG} bench') or 0)
 
 

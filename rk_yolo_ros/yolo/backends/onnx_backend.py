@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from rk_yolo_ros.backends.base import Backend, BackendError
+from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 
 
 class OnnxBackend(Backend):

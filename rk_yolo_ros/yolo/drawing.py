@@ -19,7 +19,7 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.labels import label_for
+from rk_yolo_ros.yolo.labels import label_for
 
 # Golden-ratio hue steps give neighbouring class ids clearly different colors.
 _GOLDEN = 0.618033988749895

@@ -26,7 +26,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from rk_yolo_ros.backends.base import Backend, BackendError
+from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 
 INSTALL_HINT = ('the rknn backend needs RKNNLite from rknn-toolkit-lite2, which runs only on '
                 'aarch64 Rockchip boards (RK3588 and relatives): install the '

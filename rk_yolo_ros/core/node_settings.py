@@ -21,8 +21,8 @@ plain dict and calls these functions at start-up and whenever a parameter change
 
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
-from rk_yolo_ros.frame_processing import DetectionSettings
-from rk_yolo_ros.pipeline import PipelineConfig
+from rk_yolo_ros.core.frame_processing import DetectionSettings
+from rk_yolo_ros.core.pipeline import PipelineConfig
 
 QOS_RELIABILITY = ('reliable', 'best_effort')
 QOS_HISTORY = ('keep_last', 'keep_all')
@@ -121,5 +121,5 @@ def resolve_model(model: str, backend: str, cached_demo_model: Optional[str]) ->
         return str(cached_demo_model)
     raise ValueError(f"no model given (parameter 'model' is empty) for backend {backend!r} and "
                      'the demo model is not cached: set model:=/path/to/model.onnx|.rknn, run '
-                     '`python3 -m rk_yolo_ros.demo_assets` to fetch the demo model, or use '
+                     '`python3 -m rk_yolo_ros.yolo.demo_assets` to fetch the demo model, or use '
                      'backend:=emulated')

@@ -32,7 +32,7 @@ from typing import Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.image_conversion import ImageConversionError, message_to_bgr
+from rk_yolo_ros.messages.image_conversion import ImageConversionError, message_to_bgr
 
 IMAGE_SUFFIXES = ('.bmp', '.jpeg', '.jpg', '.pgm', '.png', '.ppm', '.tif', '.tiff', '.webp')
 BAG_SUFFIXES = ('.db3', '.mcap', '.bag')

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from rk_yolo_ros.backends.base import Backend, BackendError
+from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 
 LAYOUTS = ('ultralytics', 'rknn_split')
 STRIDES = (8, 16, 32)

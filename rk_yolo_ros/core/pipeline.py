@@ -34,11 +34,11 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.cpu_affinity import plan_worker_cpus, RK3588_BIG_CORES
-from rk_yolo_ros.frame_processing import FrameTask
-from rk_yolo_ros.frame_slots import FrameSlots, remove_stale_segments
-from rk_yolo_ros.reorder import ReorderBuffer
-from rk_yolo_ros.worker_pool import PoolEvent, RKNN_CORE_MASKS, WorkerPool
+from rk_yolo_ros.core.cpu_affinity import plan_worker_cpus, RK3588_BIG_CORES
+from rk_yolo_ros.core.frame_processing import FrameTask
+from rk_yolo_ros.core.frame_slots import FrameSlots, remove_stale_segments
+from rk_yolo_ros.core.reorder import ReorderBuffer
+from rk_yolo_ros.core.worker_pool import PoolEvent, RKNN_CORE_MASKS, WorkerPool
 
 COLLECT_POLL_SECONDS = 0.2
 LATENCY_WINDOW = 2000

@@ -44,14 +44,15 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rk_yolo_ros import demo_assets, node_settings
-from rk_yolo_ros.detection_messages import (build_detection_array, CLASS_ID_FORMATS,
+from rk_yolo_ros.yolo import demo_assets
+from rk_yolo_ros.core import node_settings
+from rk_yolo_ros.messages.detection_messages import (build_detection_array, CLASS_ID_FORMATS,
                                             message_types_from_modules)
-from rk_yolo_ros.detector import YoloDetectorFactory
-from rk_yolo_ros.drawing import draw_overlay
-from rk_yolo_ros.image_conversion import (compressed_image_to_bgr, ImageConversionError,
+from rk_yolo_ros.yolo.detector import YoloDetectorFactory
+from rk_yolo_ros.yolo.drawing import draw_overlay
+from rk_yolo_ros.messages.image_conversion import (compressed_image_to_bgr, ImageConversionError,
                                           raw_image_to_bgr)
-from rk_yolo_ros.pipeline import FramePipeline, PipelineError
+from rk_yolo_ros.core.pipeline import FramePipeline, PipelineError
 from sensor_msgs.msg import CompressedImage, Image
 import vision_msgs.msg
 
@@ -80,7 +81,7 @@ def _describe(text, read_only=False, floating=None, integer=None, choices=None):
 PARAMETERS = {
     'model': ('', _describe(
         'Model file (.onnx or .rknn). Empty: the cached demo model (python3 -m '
-        'rk_yolo_ros.demo_assets); not needed by the emulated backend.', read_only=True)),
+        'rk_yolo_ros.yolo.demo_assets); not needed by the emulated backend.', read_only=True)),
     'backend': ('auto', _describe(
         "Inference backend; 'auto' picks from the model's suffix, 'emulated' only sleeps "
         '(throughput tests, no real detections).', read_only=True,

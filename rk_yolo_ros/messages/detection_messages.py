@@ -32,7 +32,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from rk_yolo_ros.frame_processing import Detections
+from rk_yolo_ros.core.frame_processing import Detections
 
 CLASS_ID_FORMATS = ('name', 'index')
 _NEEDED = ('vision_msgs/msg/Detection2DArray', 'vision_msgs/msg/Detection2D',
@@ -47,7 +47,7 @@ def check_message_types(types: Mapping[str, Any]) -> None:
     missing = [name for name in _NEEDED if name not in types]
     if missing:
         raise KeyError(f'message classes missing for {", ".join(missing)} (for rosbags, call '
-                       'rk_yolo_ros.vision_msgs_defs.register_vision_msgs(typestore) first)')
+                       'rk_yolo_ros.messages.vision_msgs_defs.register_vision_msgs(typestore) first)')
 
 
 def message_types_from_modules(*modules: Any) -> Mapping[str, Any]:
