@@ -30,8 +30,8 @@ from module_checks import requires
 import numpy as np
 import pytest
 
-from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FrameTask
+from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
 pytestmark = requires('onnxruntime')
 

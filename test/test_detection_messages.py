@@ -17,9 +17,9 @@
 import numpy as np
 import pytest
 
-from rk_yolo_ros.messages.detection_messages import (build_detection_array, check_message_types,
-                                            message_types_from_modules)
 from rk_yolo_ros.core.frame_processing import Detections
+from rk_yolo_ros.messages.detection_messages import (build_detection_array, check_message_types,
+                                                     message_types_from_modules)
 from rk_yolo_ros.messages.vision_msgs_defs import register_vision_msgs
 
 try:

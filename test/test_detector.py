@@ -21,9 +21,9 @@ from module_checks import requires
 import numpy as np
 import pytest
 
-from rk_yolo_ros.yolo.detector import YoloDetector, YoloDetectorFactory
 from rk_yolo_ros.core.frame_processing import Detections, DetectionSettings, FrameTask
 from rk_yolo_ros.yolo.decode import DecodeError
+from rk_yolo_ros.yolo.detector import YoloDetector, YoloDetectorFactory
 
 pytestmark = requires('onnxruntime')
 

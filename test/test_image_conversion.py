@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from rk_yolo_ros.messages.image_conversion import (compressed_image_to_bgr, ImageConversionError,
-                                          message_to_bgr, raw_image_to_bgr)
+                                                   message_to_bgr, raw_image_to_bgr)
 
 try:
     from rosbags import typesys

@@ -17,7 +17,7 @@
 import pytest
 
 from rk_yolo_ros.yolo.labels import (COCO80, label_for, LabelsError, load_labels,
-                                onnx_metadata_names, read_labels_file)
+                                     onnx_metadata_names, read_labels_file)
 
 
 def test_default_is_coco80():

@@ -36,7 +36,6 @@ import zipfile
 
 import pytest
 
-from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.model_tools import toolkit_env
 from rk_yolo_ros.model_tools.agreement import AgreementThresholds
 from rk_yolo_ros.model_tools.calibration import read_images
@@ -44,6 +43,7 @@ from rk_yolo_ros.model_tools.cli import main
 from rk_yolo_ros.model_tools.convert import compare_runs, convert_model, ConvertOptions
 from rk_yolo_ros.model_tools.export import export_model, find_ultralytics_python
 from rk_yolo_ros.model_tools.verify_bundle import letterbox_images
+from rk_yolo_ros.yolo import demo_assets
 
 PT_MEMBER = 'fall_detection/models/best.pt'
 

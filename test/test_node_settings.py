@@ -18,7 +18,7 @@ import pytest
 
 from rk_yolo_ros.core.frame_processing import DetectionSettings
 from rk_yolo_ros.core.node_settings import (check_choice, class_filter, detection_settings,
-                                       pipeline_config, resolve_model)
+                                            pipeline_config, resolve_model)
 
 DETECTION = {'conf_threshold': 0.25, 'iou_threshold': 0.45, 'max_detections': 100,
              'classes': [], 'publish_annotated': True}

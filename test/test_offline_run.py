@@ -18,10 +18,10 @@ from offline_helpers import count_video_frames, write_video
 from pipeline_helpers import BrokenFactory, RecordingFactory
 
 from rk_yolo_ros.core.frame_processing import DetectionSettings
-from rk_yolo_ros.offline.sources import open_source
-from rk_yolo_ros.offline.run import EXIT_FRAMES_FAILED, format_summary, OfflineRun
 from rk_yolo_ros.core.pipeline import PipelineConfig
+from rk_yolo_ros.offline.run import EXIT_FRAMES_FAILED, format_summary, OfflineRun
 from rk_yolo_ros.offline.sinks import VideoSink
+from rk_yolo_ros.offline.sources import open_source
 
 
 def small_config(workers=2):

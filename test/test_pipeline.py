@@ -28,7 +28,7 @@ import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX
 from rk_yolo_ros.core.pipeline import (BackpressureTimeout, FramePipeline, output_size,
-                                  PipelineConfig, PipelineError)
+                                       PipelineConfig, PipelineError)
 from rk_yolo_ros.core.worker_pool import WorkerStartError
 
 # launch_testing's pytest plugin makes loggers created after it non-propagating (launch's

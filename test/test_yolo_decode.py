@@ -19,8 +19,8 @@ import itertools
 import numpy as np
 import pytest
 
-from rk_yolo_ros.yolo import decode as yolo_decode
 from rk_yolo_ros.core.frame_processing import DetectionSettings
+from rk_yolo_ros.yolo import decode as yolo_decode
 from rk_yolo_ros.yolo.decode import DecodeError, nms_per_class, YoloDecoder
 
 SIZE = (640, 640)

@@ -32,8 +32,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX, SHM_DIR
+from rk_yolo_ros.yolo import demo_assets
 
 try:
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError

@@ -47,7 +47,8 @@ def check_message_types(types: Mapping[str, Any]) -> None:
     missing = [name for name in _NEEDED if name not in types]
     if missing:
         raise KeyError(f'message classes missing for {", ".join(missing)} (for rosbags, call '
-                       'rk_yolo_ros.messages.vision_msgs_defs.register_vision_msgs(typestore) first)')
+                       'rk_yolo_ros.messages.vision_msgs_defs.register_vision_msgs(typestore) '
+                       'first)')
 
 
 def message_types_from_modules(*modules: Any) -> Mapping[str, Any]:

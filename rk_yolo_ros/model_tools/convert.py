@@ -34,11 +34,11 @@ from typing import Optional
 import numpy as np
 
 from rk_yolo_ros.model_tools import toolkit_env
-from rk_yolo_ros.model_tools.agreement import (AgreementThresholds, compare_image,
-                                               format_summary, summarize)
+from rk_yolo_ros.model_tools.agreement import (AgreementThresholds, compare_image, format_summary,
+                                               summarize)
 from rk_yolo_ros.model_tools.calibration import (collect_calibration_set,
-                                                 DEFAULT_CALIBRATION_COUNT, describe,
-                                                 list_images, read_images)
+                                                 DEFAULT_CALIBRATION_COUNT, describe, list_images,
+                                                 read_images)
 from rk_yolo_ros.model_tools.errors import ModelToolError
 from rk_yolo_ros.model_tools.export import labels_path_for, write_labels
 from rk_yolo_ros.model_tools.model_check import inspect_onnx

@@ -19,9 +19,9 @@ An Ultralytics detection ONNX ends in one (1, 4 + classes, 8400) tensor; on the 
 concatenation quantizes badly (box coordinates and 0-1 scores share one INT8 scale) and
 overflows NPU register fields. The RKNN model zoo therefore cuts the graph before the decode
 and outputs, per stride, the 64-channel DFL box logits, the sigmoid class scores and a
-1-channel score sum. For an .onnx, ``rk_yolo_ros.model_tools.split_head_export`` does that graph surgery;
-a .pt is exported straight to that layout by ``ultralytics_export_job.py``, run with a python
-that has Ultralytics and torch. This module adds the file handling and the labels file (RKNN
+1-channel score sum. For an .onnx, ``split_head_export`` does that graph surgery; a .pt is
+exported straight to that layout by ``ultralytics_export_job.py``, run with a python that has
+Ultralytics and torch. This module adds the file handling and the labels file (RKNN
 models carry no class names).
 """
 

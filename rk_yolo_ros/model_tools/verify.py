@@ -28,8 +28,8 @@ import platform
 import time
 from typing import Callable, Optional, Sequence
 
-from rk_yolo_ros.model_tools.agreement import (AgreementThresholds, compare_image,
-                                               format_summary, summarize)
+from rk_yolo_ros.model_tools.agreement import (AgreementThresholds, compare_image, format_summary,
+                                               summarize)
 from rk_yolo_ros.model_tools.errors import ModelToolError
 from rk_yolo_ros.model_tools.targets import TARGET_CORE_MASKS
 from rk_yolo_ros.model_tools.verify_bundle import detect, load_bundle

@@ -34,13 +34,12 @@ from typing import Optional, Sequence, Tuple
 from rk_yolo_ros import __version__
 from rk_yolo_ros.core.cpu_affinity import available_cpus, RK3588_BIG_CORES
 from rk_yolo_ros.core.frame_processing import DetectionSettings
-from rk_yolo_ros.offline.sources import BagSource, open_source, SourceError
-from rk_yolo_ros.offline.run import EXIT_ERROR, EXIT_USAGE, format_summary, OfflineRun
 from rk_yolo_ros.core.pipeline import PipelineConfig
-from rk_yolo_ros.offline.progress import ProgressBar, ProgressLogHandler
-from rk_yolo_ros.offline.sinks import (BAG_STORAGES, BagSink, JsonLinesSink, SinkError,
-                                      VideoSink)
 from rk_yolo_ros.core.worker_pool import validate_core_masks
+from rk_yolo_ros.offline.progress import ProgressBar, ProgressLogHandler
+from rk_yolo_ros.offline.run import EXIT_ERROR, EXIT_USAGE, format_summary, OfflineRun
+from rk_yolo_ros.offline.sinks import BAG_STORAGES, BagSink, JsonLinesSink, SinkError, VideoSink
+from rk_yolo_ros.offline.sources import BagSource, open_source, SourceError
 
 PROG = 'rk-yolo'
 DEFAULT_BASE_TOPIC = '/image'  # the input topic name given to non-bag sources

@@ -37,14 +37,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from rk_yolo_ros.yolo.drawing import draw_overlay
 from rk_yolo_ros.core.frame_processing import DetectionSettings
-from rk_yolo_ros.offline.sources import FrameSource, SourceError
 from rk_yolo_ros.core.pipeline import CompletedFrame, FramePipeline, PipelineConfig, PipelineError
-from rk_yolo_ros.offline.progress import ProgressBar
 from rk_yolo_ros.core.reorder import ReorderBuffer
-from rk_yolo_ros.offline.sinks import FrameRecord, ResultSink, SinkError
 from rk_yolo_ros.core.worker_pool import WorkerStartError
+from rk_yolo_ros.offline.progress import ProgressBar
+from rk_yolo_ros.offline.sinks import FrameRecord, ResultSink, SinkError
+from rk_yolo_ros.offline.sources import FrameSource, SourceError
+from rk_yolo_ros.yolo.drawing import draw_overlay
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # stopped by an error (output, source, workers)

@@ -34,10 +34,10 @@ from typing import Any, Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.messages.detection_messages import build_detection_array
 from rk_yolo_ros.core.frame_processing import Detections
-from rk_yolo_ros.offline.sources import FrameMeta
+from rk_yolo_ros.messages.detection_messages import build_detection_array
 from rk_yolo_ros.messages.vision_msgs_defs import register_vision_msgs
+from rk_yolo_ros.offline.sources import FrameMeta
 
 BAG_STORAGES = ('sqlite3', 'mcap')
 # sqlite3 bags are one transaction until closed; committing this often keeps a crash's losses

@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 import psutil
 
-from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
+from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
 BACKEND_LABEL = 'emulated NPU backend (fixed sleep latency + synthetic YOLO outputs; not real ' \
                 'inference)'

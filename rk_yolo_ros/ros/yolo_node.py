@@ -44,15 +44,15 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.core import node_settings
+from rk_yolo_ros.core.pipeline import FramePipeline, PipelineError
 from rk_yolo_ros.messages.detection_messages import (build_detection_array, CLASS_ID_FORMATS,
-                                            message_types_from_modules)
+                                                     message_types_from_modules)
+from rk_yolo_ros.messages.image_conversion import (compressed_image_to_bgr, ImageConversionError,
+                                                   raw_image_to_bgr)
+from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 from rk_yolo_ros.yolo.drawing import draw_overlay
-from rk_yolo_ros.messages.image_conversion import (compressed_image_to_bgr, ImageConversionError,
-                                          raw_image_to_bgr)
-from rk_yolo_ros.core.pipeline import FramePipeline, PipelineError
 from sensor_msgs.msg import CompressedImage, Image
 import vision_msgs.msg
 

@@ -27,14 +27,14 @@ import warnings
 
 import numpy as np
 
+from rk_yolo_ros.core.frame_processing import (Detections, DetectionSettings, FrameTask,
+                                               StagedFrameProcessor)
 from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 from rk_yolo_ros.yolo.backends.factory import check_backend, create_backend
+from rk_yolo_ros.yolo.decode import DecodeError, YoloDecoder
 from rk_yolo_ros.yolo.drawing import draw_detections
-from rk_yolo_ros.core.frame_processing import (Detections, DetectionSettings, FrameTask,
-                                          StagedFrameProcessor)
 from rk_yolo_ros.yolo.labels import label_for, load_labels
 from rk_yolo_ros.yolo.letterbox import Letterbox
-from rk_yolo_ros.yolo.decode import DecodeError, YoloDecoder
 
 
 class YoloDetector(StagedFrameProcessor):
