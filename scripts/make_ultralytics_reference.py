@@ -48,7 +48,7 @@ import types
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rk_yolo_ros import demo_assets  # noqa: E402
+from rk_yolo_ros.yolo import demo_assets  # noqa: E402
 
 CONF_THRESHOLD = 0.25
 IOU_THRESHOLD = 0.45

@@ -35,7 +35,7 @@ if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy<2" -e 
   echo "run_tests: pip install failed (full log: $ROOT/log/pip-install.log)" >&2
   exit 1
 fi
-"$VENV/bin/python" -m rk_yolo_ros.yolo.demo_assets \
+"$VENV/bin/python" -m rk_yolo_ros fetch-demo \
   || echo "run_tests: some demo assets could not be fetched; the tests that need them skip"
 
 if [ "${CI:-}" = true ] || [ "${RK_YOLO_RKNN_TOOLKIT:-0}" = 1 ]; then

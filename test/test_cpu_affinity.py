@@ -26,18 +26,26 @@ from rk_yolo_ros.core.worker_pool import validate_core_masks, WorkerPool
 def test_plan_uses_listed_cpus_that_exist():
     """Worker i gets the i-th listed CPU when the machine has it."""
     cpus = sorted(available_cpus())
-    plan, warnings = plan_worker_cpus(cpus, len(cpus))
-    assert plan == cpus and warnings == []
+    plan = plan_worker_cpus(cpus, len(cpus))
+    assert plan.cpus == cpus and plan.warnings == [] and plan.notes == []
 
 
 def test_plan_warns_for_missing_cpus_and_short_lists():
-    """The RK3588 layout on a smaller machine degrades to unpinned workers with warnings."""
-    plan, warnings = plan_worker_cpus([4096, 4097], 3)
-    assert plan == [None, None, None]
-    assert len(warnings) == 3
-    assert 'CPU 4096 is not available' in warnings[0]
-    assert 'no CPU listed' in warnings[2]
-    assert plan_worker_cpus(None, 2) == ([None, None], [])
+    """A layout that partly fits degrades to unpinned workers with a warning each."""
+    first = min(available_cpus())
+    plan = plan_worker_cpus([first, 4096], 3)
+    assert plan.cpus == [first, None, None]
+    assert len(plan.warnings) == 2 and plan.notes == []
+    assert 'CPU 4096 is not available' in plan.warnings[0]
+    assert 'no CPU listed' in plan.warnings[1]
+    assert plan_worker_cpus(None, 2).cpus == [None, None]
+
+
+def test_plan_on_a_machine_without_any_listed_cpu_notes_it_once():
+    """The RK3588 big cores on a PC that lacks them: all unpinned, one note, no warnings."""
+    plan = plan_worker_cpus([4096, 4097], 3)
+    assert plan.cpus == [None, None, None] and plan.warnings == []
+    assert len(plan.notes) == 1 and '[4096, 4097]' in plan.notes[0]
 
 
 def test_pin_current_process_reports_the_cpu_on_failure():
@@ -56,9 +64,9 @@ def test_core_masks_are_single_npu_cores_round_robin():
         assert [w.core_mask for w in pool.workers] == [1, 2, 4, 1, 2]
     finally:
         slots.close()
-    with pytest.raises(ValueError, match='core mask 7'):
+    with pytest.raises(ValueError, match='mask 7 runs one model on all three NPU cores'):
         validate_core_masks([1, 7])
-    with pytest.raises(ValueError, match='core mask 3'):
+    with pytest.raises(ValueError, match='mask 3 is not a single RK3588 NPU core'):
         validate_core_masks([3])
     with pytest.raises(ValueError, match='start_method'):
         WorkerPool(1, print, None, start_method='thread')

@@ -40,7 +40,7 @@ PRODUCER = textwrap.dedent("""
     config = PipelineConfig(workers=2, output_height=180, max_output_width=320,
                             cpu_affinity=None)
     pipeline = FramePipeline(config, RecordingFactory(max_latency_s=0.02),
-                             lambda frame: delivered.append(frame.status))
+                             lambda frame: delivered.append(frame.status.value))
     try:
         with pipeline:
             print(pipeline._slots.layout.segment_name, flush=True)
@@ -49,7 +49,7 @@ PRODUCER = textwrap.dedent("""
     except KeyboardInterrupt:
         pass
     stats = pipeline.stats()
-    print('accepted', stats.accepted, 'delivered', len(delivered),
+    print('accepted', stats.counters.accepted, 'delivered', len(delivered),
           'ok', delivered.count('ok'), 'cancelled', delivered.count('cancelled'), flush=True)
 """).format(here=HERE, root=ROOT)
 

@@ -16,7 +16,8 @@
 yolo_node in this process (real rclpy, emulated backend): what it publishes per released frame.
 
 Failed and cancelled frames are handed to the node's frame handler directly (the emulated
-backend does not fail), next to real frames going through the pipeline.
+backend does not fail), next to real frames going through the pipeline; the pipeline counts
+them (test_pipeline), the node only must not publish them.
 """
 
 import importlib.util
@@ -26,7 +27,7 @@ import time
 import numpy as np
 import pytest
 
-from rk_yolo_ros.core.pipeline import CompletedFrame
+from rk_yolo_ros.core.pipeline import CompletedFrame, FrameStatus
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
 # A mark, not a module-level skip: that would skip the whole folder under launch_testing.
@@ -118,13 +119,17 @@ def released(frame_id, status, header, error=''):
                           meta=header, error=error, worker=0)
 
 
-def test_failed_and_cancelled_frames_are_counted_not_published(running):
-    """Only the real frame is published; the failed one is counted with its reason."""
+def test_failed_and_cancelled_frames_are_not_published_bad_images_are_counted(running):
+    """Only the real frame is published; a bad image is rejected and counted with its reason."""
     running.spin_until(lambda: running.publisher.get_subscription_count() > 0, 30.0,
                        'the node to subscribe')
-    running.yolo.on_frame(released(100, 'error', running.header(1),
+    running.yolo.on_frame(released(100, FrameStatus.FAILED, running.header(1),
                                    'RuntimeError: injected NPU failure\nTraceback ...'))
-    running.yolo.on_frame(released(101, 'cancelled', running.header(2), 'cancelled at shutdown'))
+    running.yolo.on_frame(released(101, FrameStatus.CANCELLED, running.header(2),
+                                   'cancelled at shutdown'))
+    bad = running.image(4)
+    bad.encoding = 'yuv422'
+    running.publisher.publish(bad)
     running.publisher.publish(running.image(3))
     running.spin_until(lambda: running.detections and running.annotated, 30.0,
                        'the real frame')
@@ -135,11 +140,12 @@ def test_failed_and_cancelled_frames_are_counted_not_published(running):
     assert [m.header.stamp.sec for m in running.annotated] == [3]
     assert running.annotated[0].height == 240
 
-    running.spin_until(lambda: running.pipeline_status()[1].get('frames_published') == '1',
+    running.spin_until(lambda: running.pipeline_status()[1].get('frames_ok') == '1',
                        5.0, 'diagnostics')
     level, values = running.pipeline_status()
-    assert (values['frames_failed'], values['frames_cancelled']) == ('1', '1')
-    assert values['reason: failed: RuntimeError: injected NPU failure'] == '1'
+    assert (values['frames_accepted'], values['frames_rejected']) == ('1', '1')
+    assert [key for key in values if key.startswith('reason: rejected: bad image: '
+                                                    "unsupported image encoding 'yuv422'")]
     from diagnostic_msgs.msg import DiagnosticStatus
     assert level == DiagnosticStatus.WARN
 

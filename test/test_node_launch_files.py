@@ -53,17 +53,19 @@ def declared_arguments(description):
     return {argument.name: argument for argument in description.get_launch_arguments()}
 
 
-def test_yolo_launch_arguments_are_documented():
-    """yolo.launch.py builds; each argument has a description; defaults fit the node."""
+def test_yolo_launch_arguments_are_the_settings_and_are_documented():
+    """yolo.launch.py builds; every setting is an argument; each has a description."""
+    from rk_yolo_ros.core import settings
     description = load_launch_module('yolo.launch.py').generate_launch_description()
     arguments = declared_arguments(description)
-    for name in ('workers', 'model', 'backend', 'image_topic', 'params_file', 'rviz',
-                 'qos_reliability', 'qos_history', 'qos_depth', 'input_transport'):
-        assert name in arguments, name
+    assert set(settings.names()) | {'image_topic', 'params_file', 'namespace', 'log_level',
+                                    'rviz'} == set(arguments)
     assert all(documented(argument) for argument in arguments.values()), arguments
     defaults = {name: ''.join(part.perform(None) for part in argument.default_value)
                 for name, argument in arguments.items()}
-    assert defaults['workers'] == '3' and defaults['rviz'] == 'false'
+    # a setting not given on the command line must not override params_file
+    assert all(defaults[name] == '' for name in settings.names())
+    assert defaults['rviz'] == 'false'
     assert pathlib.Path(defaults['params_file']).is_file()
     assert yaml.safe_load(pathlib.Path(defaults['params_file']).read_text())
 
@@ -85,21 +87,6 @@ def test_bag_play_command():
         'ros2', 'bag', 'play', 'run.mcap', '--rate', '2.0', '--loop', '--topics', '/a', '/b']
     with pytest.raises(ValueError, match='bag:=<path'):
         play_command('')
-
-
-def test_config_sets_only_declared_parameters():
-    """Every parameter in config/yolo.yaml is one yolo_node declares, with the same type."""
-    pytest.importorskip('rclpy', reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
-                        'setup.bash or run scripts/run_tests.sh')
-    from rk_yolo_ros.ros.yolo_node import PARAMETERS
-    config = yaml.safe_load((ROOT / 'config' / 'yolo.yaml').read_text())
-    parameters = config['/**/yolo_node']['ros__parameters']
-    assert set(parameters) <= set(PARAMETERS), set(parameters) - set(PARAMETERS)
-    for name, value in parameters.items():
-        default = PARAMETERS[name][0]
-        assert type(value) is type(default) or (isinstance(default, float) and
-                                                isinstance(value, (int, float))), name
-        assert PARAMETERS[name][1].description
 
 
 def test_rviz_config_shows_the_annotated_image_reliably():

@@ -46,8 +46,11 @@ def run_node(*parameters):
     (('backend:=tpu',), "backend must be one of 'auto', 'onnx', 'rknn', 'emulated', got 'tpu'"),
     (('backend:=emulated', 'qos_reliability:=sometimes'),
      "qos_reliability must be one of 'reliable', 'best_effort', got 'sometimes'"),
-    (('backend:=emulated', 'workers:=4'),
-     r'core_masks [1, 2, 4] must list one NPU core mask per worker (4 workers)'),
+    (('backend:=emulated', 'core_masks:=[1, 7]'),
+     'core_masks must be a list of single NPU core masks 1, 2 or 4 (not the joint mask 7), got '
+     '[1, 7] (mask 7 runs one model on all three NPU cores'),
+    (('backend:=emulated', 'conf_threshold:=1.5'),
+     'conf_threshold must be a number in [0, 1], got 1.5'),
     (('backend:=emulated', 'input_transport:=h264'),
      "input_transport must be one of 'raw', 'compressed', got 'h264'"),
 ])

@@ -24,7 +24,7 @@ from module_checks import requires
 from offline_helpers import (BAG_DELAY_NS, FAST_RUN, header_ns, read_bag, read_jsonl,
                              stamp_of, write_image_bag)
 
-from rk_yolo_ros.offline import cli
+from rk_yolo_ros import cli
 
 pytestmark = requires('rosbags', extra='bag')
 

@@ -28,7 +28,7 @@ from offline_helpers import (count_video_frames, FAST_RUN, header_ns, read_bag, 
                              write_video)
 import pytest
 
-from rk_yolo_ros.offline import cli
+from rk_yolo_ros import cli
 
 pytestmark = requires('rosbags', extra='bag')
 

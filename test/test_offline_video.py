@@ -21,7 +21,7 @@ from offline_helpers import (count_video_frames, FAST_RUN, frame_pixels, header_
                              read_jsonl, write_video)
 import pytest
 
-from rk_yolo_ros.offline import cli
+from rk_yolo_ros import cli
 from rk_yolo_ros.offline.sources import open_source, SourceError
 
 COUNT = 20

@@ -27,8 +27,9 @@ from pipeline_helpers import BrokenFactory, make_frame, RecordingFactory, Staged
 import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX
-from rk_yolo_ros.core.pipeline import (BackpressureTimeout, FramePipeline, output_size,
-                                       PipelineConfig, PipelineError)
+from rk_yolo_ros.core.pipeline import (BackpressureTimeout, FailureStage, FramePipeline,
+                                       FrameStatus, output_size, PipelineConfig,
+                                       PipelineError)
 from rk_yolo_ros.core.worker_pool import WorkerStartError
 
 # launch_testing's pytest plugin makes loggers created after it non-propagating (launch's
@@ -63,9 +64,10 @@ class Collector:
     def __call__(self, frame):
         """Record one released frame."""
         self.frames.append(frame)
-        self.first_pixels.append(int(frame.image[0, 0, 0]))
+        if frame.image is not None:  # None: the frame failed before intake
+            self.first_pixels.append(int(frame.image[0, 0, 0]))
         if self.pipeline is not None:
-            self.max_in_flight = max(self.max_in_flight, self.pipeline.stats().in_flight)
+            self.max_in_flight = max(self.max_in_flight, self.pipeline.stats().counters.in_flight)
 
 
 def run_frames(pipeline, count, **frame_args):
@@ -104,7 +106,8 @@ def test_frames_come_back_in_order_under_random_latency():
     assert {f.worker for f in collector.frames} == {0, 1, 2}
     assert {f.result.core_mask for f in collector.frames} == {1, 2, 4}
     assert all(f.result.core_mask == [1, 2, 4][f.worker] for f in collector.frames)
-    assert stats.ok == 60 and stats.accepted == 60 and stats.cancelled == 0
+    counters = stats.counters
+    assert (counters.ok, counters.accepted, counters.cancelled) == (60, 60, 0)
     assert our_segments() == []
 
 
@@ -125,7 +128,6 @@ def test_backpressure_blocks_producer_and_drops_nothing():
     pipeline = FramePipeline(config, RecordingFactory(max_latency_s=0.06, seed=2), collector)
     collector.pipeline = pipeline
     with pipeline:
-        started = time.monotonic()
         waits = []
         for index in range(12):
             before = time.monotonic()
@@ -140,9 +142,8 @@ def test_backpressure_blocks_producer_and_drops_nothing():
                 pipeline.submit(make_frame(index), timeout=0.0)
         assert pipeline.flush(timeout=30)
         stats = pipeline.stats()
-    assert time.monotonic() - started > 0.0
-    assert [f.frame_id for f in collector.frames] == list(range(stats.accepted))
-    assert stats.accepted >= 12 and stats.ok == stats.accepted
+    assert [f.frame_id for f in collector.frames] == list(range(stats.counters.accepted))
+    assert stats.counters.accepted >= 12 and stats.counters.ok == stats.counters.accepted
     assert collector.max_in_flight <= 3
 
 
@@ -155,25 +156,25 @@ def test_worker_exception_yields_error_frame_in_order(caplog):
             run_frames(pipeline, 15)
             stats = pipeline.stats()
     assert [f.frame_id for f in collector.frames] == list(range(15))
-    failed = [f for f in collector.frames if f.status == 'error']
+    failed = [f for f in collector.frames if f.status is FrameStatus.FAILED]
     assert [f.frame_id for f in failed] == [5, 9]
     assert 'injected failure on frame 5' in failed[0].error
     assert failed[0].result is None
-    assert stats.errors == 2 and stats.ok == 13
+    assert stats.counters.failed == 2 and stats.counters.ok == 13
     assert 'frame 5 failed' in caplog.text
 
 
 def test_sigkill_of_a_worker_mid_stream_is_recovered(caplog):
     """Kill a worker mid-stream: it is named, restarted, its frames re-run; output complete."""
     collector = Collector()
-    killed = {}
+    killed = []
 
     def on_frame(frame):
         collector(frame)
         if frame.frame_id == 8 and not killed:
             victim = pipeline.stats().workers[1]
-            killed.update(victim)
-            os.kill(victim['pid'], signal.SIGKILL)
+            killed.append(victim)
+            os.kill(victim.pid, signal.SIGKILL)
 
     pipeline = FramePipeline(small_config(), RecordingFactory(max_latency_s=0.03, seed=3),
                              on_frame, logger=LOGGER)
@@ -183,8 +184,8 @@ def test_sigkill_of_a_worker_mid_stream_is_recovered(caplog):
             workers = pipeline.stats().workers
     assert [f.frame_id for f in collector.frames] == list(range(50))
     assert all(f.status == 'ok' for f in collector.frames)
-    assert workers[1]['restarts'] == 1 and workers[1]['pid'] != killed['pid']
-    assert f"pid {killed['pid']}" in caplog.text and 'SIGKILL' in caplog.text
+    assert workers[1].restarts == 1 and workers[1].pid != killed[0].pid
+    assert f'pid {killed[0].pid}' in caplog.text and 'SIGKILL' in caplog.text
     assert our_segments() == []
 
 
@@ -207,7 +208,7 @@ def test_a_restart_that_hangs_is_killed_and_the_stream_goes_on(tmp_path, caplog)
     def on_frame(frame):
         collector(frame)
         if frame.frame_id == 3 and not killed:
-            killed.append(pipeline.stats().workers[0]['pid'])
+            killed.append(pipeline.stats().workers[0].pid)
             os.kill(killed[0], signal.SIGKILL)
 
     config = small_config(workers=2, start_timeout=1.5, max_restarts=2)
@@ -220,8 +221,8 @@ def test_a_restart_that_hangs_is_killed_and_the_stream_goes_on(tmp_path, caplog)
             workers = pipeline.stats().workers
     assert [f.frame_id for f in collector.frames] == list(range(40))
     assert all(f.status == 'ok' for f in collector.frames)
-    assert workers[0]['state'] == 'dead' and workers[0]['restarts'] == 2
-    assert workers[1]['frames_done'] > 0
+    assert workers[0].status == 'dead' and workers[0].restarts == 2
+    assert workers[1].frames_done > 0
     assert 'was not ready within 2 s' in caplog.text
 
 
@@ -236,6 +237,30 @@ def test_frame_that_kills_workers_is_failed_not_stalled():
     assert 'died 2 times' in collector.frames[4].error
 
 
+def test_frames_that_failed_before_intake_keep_their_place_in_the_order():
+    """submit_failed frames take no slot, reach no worker, and are released FAILED in place."""
+    collector = Collector()
+    unreadable = {2, 3, 7, 11}
+    with FramePipeline(small_config(), RecordingFactory(max_latency_s=0.03, seed=5),
+                       collector) as pipeline:
+        for index in range(12):
+            if index in unreadable:
+                pipeline.submit_failed({'seq': index}, f'frame {index} could not be decoded')
+            else:
+                pipeline.submit(make_frame(index), meta={'seq': index})
+        assert pipeline.flush(timeout=30)
+        counters = pipeline.stats().counters
+    assert [f.meta['seq'] for f in collector.frames] == list(range(12))
+    assert [f.frame_id for f in collector.frames] == list(range(12))
+    failed = [f for f in collector.frames if f.status is FrameStatus.FAILED]
+    assert [f.meta['seq'] for f in failed] == sorted(unreadable)
+    assert all(f.stage is FailureStage.DECODE and f.image is None and f.worker is None
+               for f in failed)
+    assert failed[0].error == 'frame 2 could not be decoded'
+    assert (counters.accepted, counters.ok, counters.failed) == (12, 8, 4)
+    assert counters.reasons['failed: frame 2 could not be decoded'] == 1
+
+
 def test_close_with_frames_in_flight_cancels_and_accounts_for_all():
     """Closing without drain reports every unfinished frame as cancelled, in order, once."""
     collector = Collector()
@@ -247,8 +272,8 @@ def test_close_with_frames_in_flight_cancels_and_accounts_for_all():
     stats = pipeline.close(drain=False)
     again = pipeline.close()
     assert [f.frame_id for f in collector.frames] == list(range(5))
-    assert stats.cancelled >= 3 and stats.ok + stats.cancelled == 5
-    assert again.delivered == 5
+    assert stats.counters.cancelled >= 3 and stats.counters.ok + stats.counters.cancelled == 5
+    assert again.counters.released == 5
     assert our_segments() == []
     with pytest.raises(PipelineError):
         pipeline.submit(make_frame(0))
@@ -256,9 +281,9 @@ def test_close_with_frames_in_flight_cancels_and_accounts_for_all():
 
 def test_bad_configuration_and_input_get_clear_errors():
     """workers=0, core mask 7, a failing processor and a wrong image are refused clearly."""
-    with pytest.raises(ValueError, match='workers must be >= 1'):
+    with pytest.raises(ValueError, match=r'workers must be an integer in \[1, 64\], got 0'):
         FramePipeline(small_config(workers=0), RecordingFactory(), print)
-    with pytest.raises(ValueError, match='core mask 7'):
+    with pytest.raises(ValueError, match='mask 7 runs one model on all three NPU cores'):
         FramePipeline(small_config(core_masks=(7,)), RecordingFactory(), print).start()
     assert our_segments() == []
     with pytest.raises(WorkerStartError, match='nonexistent.rknn'):
@@ -268,7 +293,7 @@ def test_bad_configuration_and_input_get_clear_errors():
     with FramePipeline(small_config(workers=1), RecordingFactory(), collector) as pipeline:
         with pytest.raises(ValueError, match=r'shape \(H, W, 3\)'):
             pipeline.submit(make_frame(0)[:, :, 0])
-        assert pipeline.stats().accepted == 0
+        assert pipeline.stats().counters.accepted == 0
 
 
 def test_submit_from_several_threads_gives_unique_ordered_ids():
@@ -303,7 +328,7 @@ def test_staged_processor_overlaps_stages_and_keeps_order(staging_pixels):
             pipeline.submit(make_frame(index, width=640, height=360))
         assert pipeline.flush(timeout=30)
     assert [f.frame_id for f in collector.frames] == list(range(20))
-    failed = {f.frame_id: f.error for f in collector.frames if f.status == 'error'}
+    failed = {f.frame_id: f.error for f in collector.frames if f.status is FrameStatus.FAILED}
     assert sorted(failed) == [3, 6, 9]
     assert 'injected infer failure on frame 6' in failed[6]
     for frame in collector.frames:
@@ -340,7 +365,7 @@ released = []
 config = PipelineConfig(workers=2, output_height=180, max_output_width=320, cpu_affinity=None,
                         start_method={method!r})
 with FramePipeline(config, RecordingFactory(max_latency_s=0.01),
-                   lambda f: released.append((f.frame_id, f.status))) as pipeline:
+                   lambda f: released.append((f.frame_id, f.status.value))) as pipeline:
     for index in range(10):
         pipeline.submit(make_frame(index))
     pipeline.flush()

@@ -304,7 +304,8 @@ class YoloNodeLive(_TestBase):
             self.assertLess(len(scores), count_before)
             rejected = self.set_parameters(classes=[-1])[0]
             self.assertFalse(rejected.successful)
-            self.assertIn('classes must be class ids >= 0', rejected.reason)
+            self.assertEqual('classes must be a list of class ids >= 0 (empty: all classes), '
+                             'got [-1] (-1 is negative)', rejected.reason)
             out_of_range = self.set_parameters(conf_threshold=1.5)[0]
             self.assertFalse(out_of_range.successful)
         finally:

@@ -15,9 +15,10 @@
 
 """CPU pinning: which CPU each worker gets, and pinning the current process to it."""
 
+from dataclasses import dataclass, field
 import logging
 import os
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import List, Optional, Sequence, Set
 
 import psutil
 
@@ -32,32 +33,45 @@ def available_cpus() -> Set[int]:
     return set(range(psutil.cpu_count() or 1))
 
 
-def plan_worker_cpus(requested: Optional[Sequence[int]],
-                     workers: int) -> Tuple[List[Optional[int]], List[str]]:
+@dataclass
+class CpuPlan:
+    """Which CPU each worker gets (None: unpinned), and what to tell the user about it."""
+
+    cpus: List[Optional[int]]
+    warnings: List[str] = field(default_factory=list)  # a layout that only partly fits
+    notes: List[str] = field(default_factory=list)  # e.g. not an RK3588: nothing to pin
+
+
+def plan_worker_cpus(requested: Optional[Sequence[int]], workers: int) -> CpuPlan:
     """
     Give worker i the CPU ``requested[i]`` where this machine has it, else None.
 
-    Returns the plan and one warning per worker that stays unpinned, naming the CPU asked for
-    and the CPUs available, so a layout meant for the RK3588 degrades loudly, never crashes.
+    A layout that partly fits warns once per unpinned worker, naming the CPU asked for and the
+    CPUs available, so it degrades loudly, never crashes. A layout none of whose CPUs exist
+    here (the RK3588 default on a PC) leaves every worker unpinned with one note.
     """
     if not requested:
-        return [None] * workers, []
+        return CpuPlan([None] * workers)
     usable = available_cpus()
-    plan, warnings = [], []
+    if not usable.intersection(int(cpu) for cpu in requested):
+        return CpuPlan([None] * workers, notes=[
+            f'none of the CPUs {list(requested)} is on this machine (it has '
+            f'{sorted(usable)}); the workers run unpinned'])
+    plan = CpuPlan([])
     for index in range(workers):
         if index >= len(requested):
-            plan.append(None)
-            warnings.append(f'worker {index}: no CPU listed for it in cpu_affinity '
-                            f'{list(requested)}; it runs unpinned')
+            plan.cpus.append(None)
+            plan.warnings.append(f'worker {index}: no CPU listed for it in cpu_affinity '
+                                 f'{list(requested)}; it runs unpinned')
             continue
         cpu = int(requested[index])
         if cpu in usable:
-            plan.append(cpu)
+            plan.cpus.append(cpu)
         else:
-            plan.append(None)
-            warnings.append(f'worker {index}: CPU {cpu} is not available on this machine '
-                            f'(available: {sorted(usable)}); it runs unpinned')
-    return plan, warnings
+            plan.cpus.append(None)
+            plan.warnings.append(f'worker {index}: CPU {cpu} is not available on this machine '
+                                 f'(available: {sorted(usable)}); it runs unpinned')
+    return plan
 
 
 def pin_current_process(cpu: int) -> None:

@@ -17,29 +17,56 @@
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Tuple
+import enum
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from rk_yolo_ros.core import settings
+
+
+class FrameStatus(str, enum.Enum):
+    """How an accepted frame ended; every entry point reports exactly these."""
+
+    OK = 'ok'  # processed: its detections are published or written
+    FAILED = 'failed'  # could not be read, or the worker raised / died on it
+    CANCELLED = 'cancelled'  # shut down before it was processed
+
+
+class FailureStage(str, enum.Enum):
+    """Where a failed frame failed."""
+
+    DECODE = 'decode'  # before intake: the source could not read or decode it
+    PROCESS = 'process'  # in a worker: it raised, or died on the frame repeatedly
 
 
 @dataclass(frozen=True)
 class DetectionSettings:
     """Thresholds in force when a frame was accepted; they travel with the frame to the worker."""
 
-    conf_threshold: float = 0.25
-    iou_threshold: float = 0.45
-    max_detections: int = 100
+    conf_threshold: float = settings.default('conf_threshold')
+    iou_threshold: float = settings.default('iou_threshold')
+    max_detections: int = settings.default('max_detections')
     classes: Optional[Tuple[int, ...]] = None  # keep only these class ids; None keeps all
     draw: bool = True  # draw the annotation into the frame's slot
 
     def __post_init__(self):
-        """Reject values outside their ranges with a message naming the value."""
-        if not 0.0 <= self.conf_threshold <= 1.0:
-            raise ValueError(f'conf_threshold must be in [0, 1], got {self.conf_threshold}')
-        if not 0.0 <= self.iou_threshold <= 1.0:
-            raise ValueError(f'iou_threshold must be in [0, 1], got {self.iou_threshold}')
-        if self.max_detections < 1:
-            raise ValueError(f'max_detections must be >= 1, got {self.max_detections}')
+        """Reject values outside their ranges with the settings' message."""
+        for name in ('conf_threshold', 'iou_threshold', 'max_detections'):
+            object.__setattr__(self, name, settings.check(name, getattr(self, name)))
+        if self.classes is not None:
+            object.__setattr__(self, 'classes',
+                               tuple(sorted(set(settings.check('classes', self.classes))))
+                               or None)
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any], draw: bool = True
+                      ) -> 'DetectionSettings':
+        """Build from setting values (conf/iou thresholds, max_detections, classes)."""
+        return cls(conf_threshold=values['conf_threshold'],
+                   iou_threshold=values['iou_threshold'],
+                   max_detections=values['max_detections'],
+                   classes=tuple(values['classes'] or ()) or None, draw=draw)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,15 @@
 """
 The no-skip frame pipeline: intake into shared-memory slots, workers, in-order release.
 
-``submit`` resizes a frame to the output height straight into a free slot and hands it to the
-worker pool; with no free slot it blocks (backpressure) instead of dropping anything. A collector
-thread reads results, restarts dead workers, and calls ``on_frame`` once per accepted frame, in
-strict frame order, then frees the slot. Every accepted frame ends in exactly one call: ``ok``,
-``error`` (the worker raised, or died on it repeatedly) or ``cancelled`` (shut down first).
+``submit`` puts a frame into a free slot and hands it to the worker pool; with no free slot it
+blocks (backpressure) instead of dropping anything. ``submit_failed`` takes a frame that could
+not be read (its id keeps the sequence whole). A collector thread reads results, restarts dead
+workers, and calls ``on_frame`` once per accepted frame, in strict frame order, then frees the
+slot. Every accepted frame ends in exactly one call, with a ``FrameStatus``: OK, FAILED (it could
+not be read, the worker raised, or workers died on it repeatedly) or CANCELLED (shut down first).
+
+This module and ``frame_processing``, ``settings`` and ``counters`` are the core's public API;
+the adapters (ROS node, ``rk-yolo``, model tools, benchmarks) use nothing else of the core.
 """
 
 from collections import deque
@@ -29,19 +33,22 @@ import logging
 from multiprocessing.connection import wait as wait_for_objects
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from rk_yolo_ros.core import settings as settings_table
+from rk_yolo_ros.core.counters import CounterSnapshot, FrameCounters
 from rk_yolo_ros.core.cpu_affinity import plan_worker_cpus, RK3588_BIG_CORES
-from rk_yolo_ros.core.frame_processing import FrameTask
+from rk_yolo_ros.core.frame_processing import FailureStage, FrameStatus, FrameTask
 from rk_yolo_ros.core.frame_slots import FrameSlots, remove_stale_segments
 from rk_yolo_ros.core.reorder import ReorderBuffer
-from rk_yolo_ros.core.worker_pool import PoolEvent, RKNN_CORE_MASKS, WorkerPool
+from rk_yolo_ros.core.worker_messages import FrameJob
+from rk_yolo_ros.core.worker_pool import (PoolEvent, WorkerInfo, WorkerPool, WorkerStartError,
+                                          WorkerStatus)
 
 COLLECT_POLL_SECONDS = 0.2
-LATENCY_WINDOW = 2000
 
 
 class PipelineError(RuntimeError):
@@ -56,21 +63,37 @@ class BackpressureTimeout(TimeoutError):
 class PipelineConfig:
     """How the pipeline is shaped; validated by ``FramePipeline``."""
 
-    workers: int = 3
-    slots: Optional[int] = None  # default: 2 per worker + 3
-    output_height: int = 720
-    max_output_width: int = 1280  # frames wider than 16:9 are scaled to fit this width
+    workers: int = settings_table.default('workers')
+    slots: Optional[int] = None  # default: 3 per worker + 2
+    output_height: int = settings_table.default('output_height')
+    # frames wider than 16:9 are scaled to fit this width
+    max_output_width: int = settings_table.max_output_width(
+        settings_table.default('output_height'))
     # Inputs up to this many pixels are copied as they come into the slot's staging area and
     # resized by the worker, off the main process (the one serial stage); larger inputs, or 0
     # here, are resized by the main process. 1920x1080 covers the common cameras.
     staging_pixels: int = 1920 * 1080
-    core_masks: Sequence[int] = RKNN_CORE_MASKS
+    core_masks: Sequence[int] = settings_table.RKNN_CORE_MASKS
     cpu_affinity: Optional[Sequence[int]] = RK3588_BIG_CORES
-    start_method: str = 'spawn'
+    start_method: str = settings_table.default('start_method')
     start_timeout: float = 60.0
     submit_timeout: Optional[float] = None  # None: wait for a slot as long as it takes
     max_restarts: int = 5
     max_attempts: int = 2  # runs of one frame that may kill a worker before it is failed
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> 'PipelineConfig':
+        """Build from setting values (workers, slots, output_height, masks, CPUs, start)."""
+        output_height = settings_table.check('output_height', values['output_height'])
+        cpus = settings_table.check('cpu_affinity', values['cpu_affinity'])
+        return cls(workers=settings_table.check('workers', values['workers']),
+                   slots=settings_table.check('slots', values['slots']) or None,
+                   output_height=output_height,
+                   max_output_width=settings_table.max_output_width(output_height),
+                   core_masks=tuple(settings_table.check('core_masks', values['core_masks'])
+                                    or settings_table.RKNN_CORE_MASKS),
+                   cpu_affinity=tuple(cpus) or None,
+                   start_method=settings_table.check('start_method', values['start_method']))
 
     def slot_count(self) -> int:
         """Return the number of frame slots to allocate (a worker holds up to three frames)."""
@@ -82,12 +105,13 @@ class CompletedFrame:
     """One accepted frame at release time; ``image`` is only valid inside ``on_frame``."""
 
     frame_id: int
-    status: str  # 'ok' | 'error' | 'cancelled'
+    status: FrameStatus
     result: Any
-    image: np.ndarray  # the (annotated) output-height frame, a view of its slot
-    source_size: Tuple[int, int]
+    image: Optional[np.ndarray]  # the (annotated) output-size frame, a view of its slot
+    source_size: Optional[Tuple[int, int]]  # (width, height) of the input; None if unread
     meta: Any = None
     error: str = ''
+    stage: Optional[FailureStage] = None  # where a FAILED frame failed
     worker: Optional[int] = None
     latency_s: float = 0.0
     process_s: float = 0.0
@@ -97,30 +121,27 @@ class CompletedFrame:
 class _Accepted:
     """Book-keeping for a frame between submit and release."""
 
-    slot: int
+    slot: Optional[int]  # None: failed before intake, holds no slot
     shape: Tuple[int, int]
-    source_size: Tuple[int, int]
+    source_size: Optional[Tuple[int, int]]
     meta: Any
     accepted_at: float
+    error: str = ''  # why it could not be read (slot None)
 
 
 @dataclass
 class PipelineStats:
-    """Counters and timings for diagnostics and summaries."""
+    """The counters, the slots and the workers at one moment (for diagnostics and summaries)."""
 
-    accepted: int = 0
-    delivered: int = 0
-    ok: int = 0
-    errors: int = 0
-    cancelled: int = 0
-    in_flight: int = 0
+    counters: CounterSnapshot = field(default_factory=CounterSnapshot)
     slots_total: int = 0
     slots_in_use: int = 0
-    latency_p50_ms: float = 0.0
-    latency_p99_ms: float = 0.0
-    fps: float = 0.0
-    workers: List[Dict[str, Any]] = field(default_factory=list)
-    error_reasons: Dict[str, int] = field(default_factory=dict)
+    workers: List[WorkerInfo] = field(default_factory=list)
+
+    @property
+    def active_workers(self) -> int:
+        """Return how many workers take frames or soon will."""
+        return sum(w.status.active for w in self.workers)
 
 
 def output_size(source_width: int, source_height: int, height: int,
@@ -139,14 +160,13 @@ class FramePipeline:
                  on_frame: Callable[[CompletedFrame], None],
                  logger: Optional[logging.Logger] = None):
         """Validate the configuration; ``start`` creates the slots and workers."""
-        if int(config.workers) < 1:
-            raise ValueError(f'workers must be >= 1, got {config.workers}')
+        settings_table.check('workers', config.workers)
         if config.slot_count() < config.workers + 1:
             raise ValueError(f'slots ({config.slot_count()}) must exceed workers '
                              f'({config.workers}) or the workers starve')
-        if config.output_height < 16 or config.max_output_width < 16:
-            raise ValueError(f'output size {config.max_output_width}x{config.output_height} '
-                             'is too small')
+        settings_table.check('output_height', config.output_height)
+        if config.max_output_width < 16:
+            raise ValueError(f'max_output_width must be >= 16, got {config.max_output_width}')
         self.config = config
         self._factory = processor_factory
         self._on_frame = on_frame
@@ -161,10 +181,8 @@ class FramePipeline:
         self._state = 'new'  # 'new' | 'running' | 'closing' | 'closed'
         self._fatal: Optional[str] = None
         self._collector: Optional[threading.Thread] = None
-        self._stats = PipelineStats(slots_total=config.slot_count())
-        self._latencies: deque = deque(maxlen=LATENCY_WINDOW)
-        self._release_times: deque = deque(maxlen=120)
-        self.settings: Any = None  # travels with each frame (e.g. DetectionSettings)
+        self._counters = FrameCounters()
+        self._release_lock = threading.Lock()  # see _push_and_release
 
     # ----------------------------------------------------------------------------- lifecycle
     def start(self) -> 'FramePipeline':
@@ -173,8 +191,10 @@ class FramePipeline:
             raise PipelineError(f'start() called on a {self._state} pipeline')
         config = self.config
         remove_stale_segments()
-        cpus, warnings = plan_worker_cpus(config.cpu_affinity, config.workers)
-        for warning in warnings:
+        plan = plan_worker_cpus(config.cpu_affinity, config.workers)
+        for note in plan.notes:
+            self._log.info(note)
+        for warning in plan.warnings:
             self._log.warning(warning)
         self._slots = FrameSlots.create(config.slot_count(), config.output_height,
                                         config.max_output_width,
@@ -182,7 +202,7 @@ class FramePipeline:
         self._free_slots.extend(range(config.slot_count()))
         try:
             self._pool = WorkerPool(config.workers, self._factory, self._slots.layout,
-                                    core_masks=config.core_masks, cpus=cpus,
+                                    core_masks=config.core_masks, cpus=plan.cpus,
                                     start_method=config.start_method,
                                     max_restarts=config.max_restarts,
                                     max_attempts=config.max_attempts,
@@ -207,13 +227,15 @@ class FramePipeline:
         self.close(drain=exc_info[0] is None)
 
     # ------------------------------------------------------------------------------ intake
-    def submit(self, image: np.ndarray, meta: Any = None,
+    def submit(self, image: np.ndarray, meta: Any = None, settings: Any = None,
                timeout: Optional[float] = -1.0) -> int:
         """
         Accept one BGR frame and return its frame id; block while every slot is busy.
 
-        ``timeout`` (seconds; ``None`` waits forever; default: the config's submit_timeout)
-        bounds the wait: on expiry BackpressureTimeout is raised and the frame is not accepted.
+        ``meta`` comes back with the frame (e.g. its header); ``settings`` travel with it to
+        the worker (e.g. the DetectionSettings in force when it was accepted). ``timeout``
+        (seconds; ``None`` waits forever; default: the config's submit_timeout) bounds the wait:
+        on expiry BackpressureTimeout is raised and the frame is not accepted.
         """
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
                 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
@@ -231,7 +253,7 @@ class FramePipeline:
             if not self._cond.wait_for(lambda: self._free_slots or self._state != 'running'
                                        or self._fatal, timeout):
                 raise BackpressureTimeout(
-                    f'no free frame slot within {timeout} s ({self._stats.slots_total} slots, '
+                    f'no free frame slot within {timeout} s ({self.config.slot_count()} slots, '
                     'all waiting for workers); the frame was not accepted')
             self._raise_if_unusable()
             slot = self._free_slots.popleft()
@@ -258,14 +280,49 @@ class FramePipeline:
                 self._free_slots.append(slot)
                 raise PipelineError('the pipeline closed before the frame was accepted')
             # The id is assigned only once the frame is in its slot, so ids have no gaps.
-            frame_id = self._next_id
-            self._next_id += 1
-            self._accepted[frame_id] = _Accepted(slot, (height, width),
-                                                 (source_width, source_height), meta,
-                                                 time.monotonic())
-            self._stats.accepted += 1
-            task = FrameTask(frame_id, (source_width, source_height), self.settings)
-            self._pool.submit(frame_id, (frame_id, slot, height, width, task, staged))
+            frame_id = self._accept(_Accepted(slot, (height, width),
+                                              (source_width, source_height), meta,
+                                              time.monotonic()))
+            task = FrameTask(frame_id, (source_width, source_height), settings)
+            self._pool.submit(FrameJob(frame_id, slot, height, width, task, staged))
+        return frame_id
+
+    def submit_failed(self, meta: Any, reason: str) -> int:
+        """
+        Accept a frame that could not be read (e.g. undecodable) and return its frame id.
+
+        It takes no slot and reaches no worker; it is released in its place in the order,
+        FAILED at the DECODE stage with ``reason``, so a consumer sees every input exactly once.
+        """
+        with self._cond:
+            self._raise_if_unusable()
+            frame_id = self._accept(_Accepted(None, (0, 0), None, meta, time.monotonic(),
+                                              reason or 'the frame could not be read'))
+        self._push_and_release([(frame_id, None)])
+        return frame_id
+
+    def reject(self, reason: str) -> None:
+        """Count a frame refused before intake (not accepted, so it gets no id)."""
+        self._counters.rejected(reason)
+
+    def count_lost(self, count: int, reason: str) -> None:
+        """Count frames lost before they reached the pipeline (e.g. in the middleware)."""
+        self._counters.lost(count, reason)
+
+    def count_undelivered(self, reason: str) -> None:
+        """Count a processed frame an output could not take (e.g. publishing failed)."""
+        self._counters.undelivered(reason)
+
+    def frame_rate(self) -> float:
+        """Return frames released per second now (the counters' window; cheap)."""
+        return self._counters.frame_rate()
+
+    def _accept(self, info: _Accepted) -> int:
+        """Give a frame the next id (caller holds the lock)."""
+        frame_id = self._next_id
+        self._next_id += 1
+        self._accepted[frame_id] = info
+        self._counters.accepted()
         return frame_id
 
     def _raise_if_unusable(self) -> None:
@@ -302,37 +359,53 @@ class FramePipeline:
             if self._state == 'closed':
                 return False
             events = self._pool.collect(ready)
-            released = []
-            for event in events:
-                released.extend(self._reorder.push(event.frame_id, event))
             if not self._pool.has_workers() and not self._fatal:
                 self._fatal = 'every worker process has died and none could be restarted'
                 self._log.error(self._fatal)
                 self._cond.notify_all()
-        for frame_id, event in released:
-            self._release(frame_id, event)
+        self._push_and_release([(event.frame_id, event) for event in events])
         return True
+
+    def _push_and_release(self, results: List[Tuple[int, Optional[PoolEvent]]]) -> None:
+        """
+        Put results into the reorder buffer and release what became ready, in order.
+
+        The collector and ``submit_failed`` both release; the release lock makes each
+        push-and-release whole, so one can never overtake the other's earlier frames.
+        """
+        with self._release_lock:
+            with self._cond:
+                released = []
+                for frame_id, event in results:
+                    released.extend(self._reorder.push(frame_id, event))
+            for frame_id, event in released:
+                self._release(frame_id, event)
 
     def _release(self, frame_id: int, event: Optional[PoolEvent]) -> None:
         """Hand one frame to on_frame, then free its slot (called in frame order)."""
         with self._cond:
             info = self._accepted.pop(frame_id)
         now = time.monotonic()
-        if event is None:
-            status, result, error, worker, seconds = 'cancelled', None, 'cancelled at shutdown', \
+        stage = None
+        if info.slot is None:  # failed before intake
+            status, result, error, worker, seconds = FrameStatus.FAILED, None, info.error, \
                 None, 0.0
-        elif event.kind == 'done':
-            status, result, error, worker, seconds = 'ok', event.result, '', event.worker, \
-                event.seconds
+            stage = FailureStage.DECODE
+        elif event is None:
+            status, result, error, worker, seconds = FrameStatus.CANCELLED, None, \
+                'cancelled at shutdown before it was processed', None, 0.0
         else:
-            status, result, error, worker, seconds = 'error', None, event.text, event.worker, \
-                event.seconds
-        height, width = info.shape
-        image = self._slots.view(info.slot, height, width)
+            status, result, error, worker, seconds = event.status, event.result, event.error, \
+                event.worker, event.seconds
+            if status is FrameStatus.FAILED:
+                stage = FailureStage.PROCESS
+        image = None
+        if info.slot is not None:
+            height, width = info.shape
+            image = self._slots.view(info.slot, height, width)
         frame = CompletedFrame(frame_id, status, result, image, info.source_size, info.meta,
-                               error, worker,
-                               now - info.accepted_at, seconds)
-        if status == 'error':
+                               error, stage, worker, now - info.accepted_at, seconds)
+        if stage is FailureStage.PROCESS:
             self._log.error('frame %d failed: %s', frame_id, error.strip().splitlines()[0])
         try:
             self._on_frame(frame)
@@ -343,20 +416,10 @@ class FramePipeline:
                                              f'{type(exc).__name__}: {exc}'
         finally:
             frame.image = image = None
+        self._counters.released(status, now - info.accepted_at, error)
         with self._cond:
-            stats = self._stats
-            stats.delivered += 1
-            if status == 'ok':
-                stats.ok += 1
-                self._latencies.append(now - info.accepted_at)
-            elif status == 'error':
-                stats.errors += 1
-                reason = error.strip().splitlines()[0][:120] if error.strip() else 'unknown'
-                stats.error_reasons[reason] = stats.error_reasons.get(reason, 0) + 1
-            else:
-                stats.cancelled += 1
-            self._release_times.append(now)
-            self._free_slots.append(info.slot)
+            if info.slot is not None:
+                self._free_slots.append(info.slot)
             self._cond.notify_all()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -391,9 +454,10 @@ class FramePipeline:
                 self._state = 'closed'
             if self._collector is not None and self._collector is not threading.current_thread():
                 self._collector.join()
-            leftovers = dict(self._reorder.pop_all())
-            for frame_id in sorted(self._accepted):
-                self._release(frame_id, leftovers.get(frame_id))
+            with self._release_lock:
+                leftovers = dict(self._reorder.pop_all())
+                for frame_id in sorted(self._accepted):
+                    self._release(frame_id, leftovers.get(frame_id))
         finally:
             if self._pool is not None:
                 self._pool.stop()
@@ -403,30 +467,26 @@ class FramePipeline:
                 self._state = 'closed'
                 self._cond.notify_all()
         stats = self.stats()
-        if stats.cancelled:
+        if stats.counters.cancelled:
             self._log.warning('%d accepted frame(s) were cancelled at shutdown (not processed)',
-                              stats.cancelled)
+                              stats.counters.cancelled)
         return stats
 
     # ------------------------------------------------------------------------------ status
     def stats(self) -> PipelineStats:
-        """Return a snapshot of the counters, latency percentiles and worker health."""
+        """Return the counters, slot use and worker health now."""
         with self._cond:
-            snapshot = PipelineStats(**{**self._stats.__dict__,
-                                        'error_reasons': dict(self._stats.error_reasons)})
-            snapshot.in_flight = len(self._accepted)
-            snapshot.slots_in_use = snapshot.slots_total - len(self._free_slots)
-            snapshot.workers = self._pool.status() if self._pool is not None else []
-            latencies = np.array(self._latencies, dtype=np.float64)
-            times = list(self._release_times)
-        if latencies.size:
-            snapshot.latency_p50_ms = float(np.percentile(latencies, 50) * 1000.0)
-            snapshot.latency_p99_ms = float(np.percentile(latencies, 99) * 1000.0)
-        if len(times) > 1 and times[-1] > times[0]:
-            snapshot.fps = (len(times) - 1) / (times[-1] - times[0])
-        return snapshot
+            slots_in_use = self.config.slot_count() - len(self._free_slots)
+            workers = self._pool.status() if self._pool is not None else []
+        return PipelineStats(self._counters.snapshot(), self.config.slot_count(), slots_in_use,
+                             workers)
 
     @property
     def running(self) -> bool:
         """Return True while the pipeline accepts frames."""
         return self._state == 'running' and not self._fatal
+
+
+__all__ = ['BackpressureTimeout', 'CompletedFrame', 'FailureStage', 'FramePipeline',
+           'FrameStatus', 'output_size', 'PipelineConfig', 'PipelineError', 'PipelineStats',
+           'WorkerInfo', 'WorkerStartError', 'WorkerStatus']

@@ -29,6 +29,7 @@ them as cancelled (see ``FramePipeline.close``).
 
 from collections import deque, OrderedDict
 from dataclasses import dataclass, field
+import enum
 import logging
 import multiprocessing
 from multiprocessing.connection import wait as wait_for_objects
@@ -37,13 +38,32 @@ import signal
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
+from rk_yolo_ros.core import settings
+from rk_yolo_ros.core.frame_processing import FrameStatus
 from rk_yolo_ros.core.frame_slots import SlotLayout
+from rk_yolo_ros.core.worker_messages import (FrameDone, FrameError, FrameJob, STOP,
+                                              WorkerInitFailed, WorkerReady)
 from rk_yolo_ros.core.worker_process import run_worker
 
-RKNN_CORE_MASKS = (1, 2, 4)  # NPU_CORE_0, _1, _2: one model copy per core
-JOINT_CORE_MASK = 7  # all three cores on one model: slower than one copy per core for YOLO
-START_METHODS = ('spawn', 'forkserver', 'fork')
-RUNNING = ('starting', 'ready', 'unreachable')  # states with a process we still watch
+
+class WorkerStatus(str, enum.Enum):
+    """Where a worker process is in its life, as the main process sees it."""
+
+    STARTING = 'starting'  # started, building its processor
+    READY = 'ready'  # takes frames
+    UNREACHABLE = 'unreachable'  # its task pipe broke; its sentinel will report the death
+    DEAD = 'dead'  # exited; restarted unless its restarts are used up
+    STOPPED = 'stopped'  # stopped by the pool
+
+    @property
+    def watched(self) -> bool:
+        """Return True while a process runs that the pool watches."""
+        return self in (WorkerStatus.STARTING, WorkerStatus.READY, WorkerStatus.UNREACHABLE)
+
+    @property
+    def active(self) -> bool:
+        """Return True for a worker that takes frames or soon will."""
+        return self in (WorkerStatus.STARTING, WorkerStatus.READY)
 
 
 class WorkerStartError(RuntimeError):
@@ -52,14 +72,29 @@ class WorkerStartError(RuntimeError):
 
 @dataclass
 class PoolEvent:
-    """A frame a worker finished (``done``), failed on (``error``), or that could not run."""
+    """A frame a worker finished (OK) or failed on, or that could not run (FAILED)."""
 
-    kind: str  # 'done' | 'error' | 'failed'
+    status: FrameStatus
     frame_id: int
     worker: Optional[int]
     result: Any = None
-    text: str = ''
+    error: str = ''
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker's health at one moment (for diagnostics and summaries)."""
+
+    index: int
+    pid: Optional[int]
+    status: WorkerStatus
+    core_mask: int
+    cpu: Optional[int]  # the CPU it is pinned to; None: unpinned
+    in_flight: int
+    frames_done: int
+    frames_failed: int
+    restarts: int
 
 
 @dataclass
@@ -72,9 +107,9 @@ class WorkerState:
     process: Any = None
     task_conn: Any = None
     result_conn: Any = None
-    state: str = 'stopped'  # one of RUNNING, or 'dead' | 'stopped'
+    state: WorkerStatus = WorkerStatus.STOPPED
     pid: Optional[int] = None
-    in_flight: 'OrderedDict[int, tuple]' = field(default_factory=OrderedDict)
+    in_flight: 'OrderedDict[int, FrameJob]' = field(default_factory=OrderedDict)
     restarts: int = 0
     started_at: float = 0.0
     frames_done: int = 0
@@ -99,32 +134,22 @@ def _exit_reason(exitcode: Optional[int]) -> str:
 
 
 def validate_core_masks(core_masks: Sequence[int]) -> Tuple[int, ...]:
-    """Check NPU core masks: single cores only (1, 2 or 4); the joint mask 7 is refused."""
-    masks = tuple(int(mask) for mask in core_masks)
-    if not masks:
-        raise ValueError('core_masks must name at least one NPU core mask (1, 2 or 4)')
-    for mask in masks:
-        if mask == JOINT_CORE_MASK:
-            raise ValueError('core mask 7 runs one model on all three NPU cores, which is slower '
-                             'for YOLO than one model copy per core; use 1, 2 and 4')
-        if mask not in RKNN_CORE_MASKS:
-            raise ValueError(f'core mask {mask} is not a single RK3588 NPU core; use 1, 2 or 4')
-    return masks
+    """Return the NPU core masks to use round-robin (the settings' rule; empty: 1, 2, 4)."""
+    return tuple(settings.check('core_masks', list(core_masks))) or settings.RKNN_CORE_MASKS
 
 
 class WorkerPool:
     """Start, feed, watch and restart the worker processes."""
 
     def __init__(self, workers: int, processor_factory: Callable[[int, int], Any],
-                 layout: SlotLayout, core_masks: Sequence[int] = RKNN_CORE_MASKS,
+                 layout: SlotLayout, core_masks: Sequence[int] = settings.RKNN_CORE_MASKS,
                  cpus: Optional[Sequence[Optional[int]]] = None, start_method: str = 'spawn',
                  max_in_flight: int = 3, max_restarts: int = 5, max_attempts: int = 2,
                  start_timeout: float = 60.0, logger: Optional[logging.Logger] = None):
         """Describe the pool; nothing starts until ``start``."""
         if int(workers) < 1:
             raise ValueError(f'workers must be >= 1, got {workers}')
-        if start_method not in START_METHODS:
-            raise ValueError(f'start_method must be one of {START_METHODS}, got {start_method!r}')
+        settings.check('start_method', start_method)
         masks = validate_core_masks(core_masks)
         cpus = list(cpus or [])
         self._context = multiprocessing.get_context(start_method)
@@ -136,7 +161,7 @@ class WorkerPool:
         self._start_timeout = start_timeout
         self._log = logger or logging.getLogger(__name__)
         self._attempts: Dict[int, int] = {}
-        self._pending: Deque[Tuple[int, tuple]] = deque()
+        self._pending: Deque[FrameJob] = deque()
         self._next_worker = 0
         self._stopped = False
         self._started = False  # start() has finished: from then on, restarts are timed here
@@ -158,7 +183,7 @@ class WorkerPool:
         result_writer.close()
         worker.process, worker.pid = process, process.pid
         worker.task_conn, worker.result_conn = task_writer, result_reader
-        worker.state = 'starting'
+        worker.state = WorkerStatus.STARTING
         worker.started_at = time.monotonic()
 
     def start(self, timeout: float = 60.0) -> None:
@@ -172,13 +197,14 @@ class WorkerPool:
             self._spawn(worker)
         deadline = time.monotonic() + timeout
         try:
-            while any(w.state == 'starting' for w in self.workers):
+            while any(w.state is WorkerStatus.STARTING for w in self.workers):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    slow = [w.describe() for w in self.workers if w.state == 'starting']
+                    slow = [w.describe() for w in self.workers
+                            if w.state is WorkerStatus.STARTING]
                     raise WorkerStartError(f'not ready after {timeout:.0f} s: {", ".join(slow)}')
                 self.collect(wait_for_objects(self.wait_objects(), remaining))
-                failed = [w for w in self.workers if w.state == 'dead']
+                failed = [w for w in self.workers if w.state is WorkerStatus.DEAD]
                 if failed:
                     raise WorkerStartError(f'{failed[0].describe()} failed to start:\n'
                                            f'{failed[0].last_error}')
@@ -193,9 +219,9 @@ class WorkerPool:
             return
         self._stopped = True
         for worker in self.workers:
-            if worker.state in RUNNING:
+            if worker.state.watched:
                 try:
-                    worker.task_conn.send(None)
+                    worker.task_conn.send(STOP)
                 except (OSError, ValueError):
                     pass
         deadline = time.monotonic() + timeout
@@ -216,13 +242,13 @@ class WorkerPool:
                 if conn is not None:
                     conn.close()
             worker.task_conn = worker.result_conn = None
-            worker.state = 'stopped'
+            worker.state = WorkerStatus.STOPPED
 
     # ------------------------------------------------------------------------------ frames
-    def submit(self, frame_id: int, message: tuple) -> None:
+    def submit(self, job: FrameJob) -> None:
         """Queue one frame for the least-loaded ready worker."""
-        self._attempts[frame_id] = 0
-        self._pending.append((frame_id, message))
+        self._attempts[job.frame_id] = 0
+        self._pending.append(job)
         self._dispatch_pending()
 
     def _dispatch_pending(self) -> None:
@@ -237,28 +263,29 @@ class WorkerPool:
             best = None
             for offset in range(count):  # rotate the start so ties go round-robin
                 worker = self.workers[(self._next_worker + offset) % count]
-                if worker.state != 'ready' or len(worker.in_flight) >= self._max_in_flight:
+                if worker.state is not WorkerStatus.READY \
+                        or len(worker.in_flight) >= self._max_in_flight:
                     continue
                 if best is None or len(worker.in_flight) < len(best.in_flight):
                     best = worker
             if best is None:
                 return
-            frame_id, message = self._pending.popleft()
+            job = self._pending.popleft()
             try:
-                best.task_conn.send(message)
+                best.task_conn.send(job)
             except OSError:
                 # It just died; its sentinel will report it. Keep the frame queued.
-                self._pending.appendleft((frame_id, message))
-                best.state = 'unreachable'
+                self._pending.appendleft(job)
+                best.state = WorkerStatus.UNREACHABLE
                 continue
-            best.in_flight[frame_id] = message
+            best.in_flight[job.frame_id] = job
             self._next_worker = (best.index + 1) % count
 
     def wait_objects(self) -> List[Any]:
         """Return what to wait on: result pipes and process sentinels of running workers."""
         objects = []
         for worker in self.workers:
-            if worker.state in RUNNING:
+            if worker.state.watched:
                 objects.append(worker.result_conn)
                 objects.append(worker.process.sentinel)
         return objects
@@ -268,11 +295,11 @@ class WorkerPool:
         events: List[PoolEvent] = []
         ready = set(ready)
         for worker in self.workers:
-            if worker.state not in RUNNING:
+            if not worker.state.watched:
                 continue
             if worker.result_conn in ready or worker.process.sentinel in ready:
                 self._read_messages(worker, events)
-            if worker.process.sentinel in ready or worker.state == 'dead':
+            if worker.process.sentinel in ready or worker.state is WorkerStatus.DEAD:
                 self._handle_death(worker, events)
         self._kill_stuck_starters()
         self._dispatch_pending()
@@ -290,7 +317,7 @@ class WorkerPool:
         """
         now = time.monotonic()
         for worker in self.workers:
-            if (self._started and worker.state == 'starting'
+            if (self._started and worker.state is WorkerStatus.STARTING
                     and now - worker.started_at > self._start_timeout):
                 self._log.error('%s was not ready within %.0f s; killing it', worker.describe(),
                                 self._start_timeout)
@@ -304,32 +331,32 @@ class WorkerPool:
             while conn.poll():
                 self._handle_message(worker, conn.recv(), events)
         except (EOFError, OSError):
-            worker.state = 'dead'
+            worker.state = WorkerStatus.DEAD
 
-    def _handle_message(self, worker: WorkerState, message: tuple, events: List[PoolEvent]):
+    def _handle_message(self, worker: WorkerState, message: Any, events: List[PoolEvent]):
         """Apply one message from a worker."""
-        kind = message[0]
-        if kind == 'ready':
-            worker.state = 'ready'
-            if message[3]:
-                self._log.info('worker %d (pid %d): %s', worker.index, message[2], message[3])
-        elif kind == 'init_error':
-            worker.last_error = message[3]
-            worker.state = 'dead'
+        if isinstance(message, WorkerReady):
+            worker.state = WorkerStatus.READY
+            if message.note:
+                self._log.info('worker %d (pid %d): %s', worker.index, message.pid, message.note)
+        elif isinstance(message, WorkerInitFailed):
+            worker.last_error = message.error
+            worker.state = WorkerStatus.DEAD
             worker.restarts = self._max_restarts  # it would fail the same way again
-            self._log.error('%s could not start:\n%s', worker.describe(), message[3])
-        elif kind in ('done', 'error'):
-            frame_id = message[2]
-            worker.in_flight.pop(frame_id, None)
-            self._attempts.pop(frame_id, None)
-            if kind == 'done':
+            self._log.error('%s could not start:\n%s', worker.describe(), message.error)
+        elif isinstance(message, (FrameDone, FrameError)):
+            worker.in_flight.pop(message.frame_id, None)
+            self._attempts.pop(message.frame_id, None)
+            if isinstance(message, FrameDone):
                 worker.frames_done += 1
-                events.append(PoolEvent('done', frame_id, worker.index, result=message[3],
-                                        seconds=message[4]))
+                events.append(PoolEvent(FrameStatus.OK, message.frame_id, worker.index,
+                                        result=message.result, seconds=message.seconds))
             else:
                 worker.frames_failed += 1
-                events.append(PoolEvent('error', frame_id, worker.index, text=message[3],
-                                        seconds=message[4]))
+                events.append(PoolEvent(FrameStatus.FAILED, message.frame_id, worker.index,
+                                        error=message.error, seconds=message.seconds))
+        else:
+            raise TypeError(f'{worker.describe()} sent an unknown message {message!r}')
 
     def _handle_death(self, worker: WorkerState, events: List[PoolEvent]) -> None:
         """Re-queue a dead worker's frames and restart it (within max_restarts)."""
@@ -340,21 +367,21 @@ class WorkerPool:
         for conn in (worker.task_conn, worker.result_conn):
             conn.close()
         worker.task_conn = worker.result_conn = None
-        worker.state = 'dead'
+        worker.state = WorkerStatus.DEAD
         if lost:
             # Frames run in order, so the oldest one is the frame it was working on.
             culprit = lost[0][0]
             self._attempts[culprit] = self._attempts.get(culprit, 0) + 1
             retry = []
-            for frame_id, message in lost:
+            for frame_id, job in lost:
                 if self._attempts.get(frame_id, 0) >= self._max_attempts:
                     self._attempts.pop(frame_id, None)
                     events.append(PoolEvent(
-                        'failed', frame_id, worker.index,
-                        text=f'worker processes died {self._max_attempts} times running this '
-                             f'frame (last: {worker.describe()}, {reason})'))
+                        FrameStatus.FAILED, frame_id, worker.index,
+                        error=f'worker processes died {self._max_attempts} times running this '
+                              f'frame (last: {worker.describe()}, {reason})'))
                 else:
-                    retry.append((frame_id, message))
+                    retry.append(job)
             self._pending.extendleft(reversed(retry))
         if worker.last_error and worker.restarts >= self._max_restarts:
             return  # failed to initialise: already logged, restarting cannot help
@@ -371,18 +398,18 @@ class WorkerPool:
 
     def _fail_everything(self, why: str) -> List[PoolEvent]:
         """Fail every queued frame (used when no worker is left)."""
-        events = [PoolEvent('failed', frame_id, None, text=why) for frame_id, _ in self._pending]
+        events = [PoolEvent(FrameStatus.FAILED, job.frame_id, None, error=why)
+                  for job in self._pending]
         self._pending.clear()
         return events
 
     # ------------------------------------------------------------------------------ status
     def has_workers(self) -> bool:
         """Return True while at least one worker runs or is starting."""
-        return any(w.state in RUNNING for w in self.workers)
+        return any(w.state.watched for w in self.workers)
 
-    def status(self) -> List[Dict[str, Any]]:
+    def status(self) -> List[WorkerInfo]:
         """Describe each worker (for diagnostics)."""
-        return [{'index': w.index, 'pid': w.pid, 'state': w.state, 'core_mask': w.core_mask,
-                 'cpu': w.cpu, 'in_flight': len(w.in_flight), 'frames_done': w.frames_done,
-                 'frames_failed': w.frames_failed, 'restarts': w.restarts}
+        return [WorkerInfo(w.index, w.pid, w.state, w.core_mask, w.cpu, len(w.in_flight),
+                           w.frames_done, w.frames_failed, w.restarts)
                 for w in self.workers]

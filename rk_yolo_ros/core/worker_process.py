@@ -15,12 +15,10 @@
 """
 The worker process: attach the slots, build the processor, process frames until told to stop.
 
-Messages are tuples on two one-way pipes per worker (tasks in, results out):
-
-- in:  ``(frame_id, slot, height, width, FrameTask, staged)`` or ``None`` (stop); ``staged`` is
-  the (height, width) of a source frame waiting in the slot's staging area to be resized here;
-- out: ``('ready', index, pid, note)``, ``('init_error', index, pid, text)``,
-  ``('done', index, frame_id, result, seconds)``, ``('error', index, frame_id, text, seconds)``.
+The messages on its two one-way pipes (jobs in, results out) are the named types of
+``worker_messages``: ``FrameJob`` or ``STOP`` in; ``WorkerReady`` or ``WorkerInitFailed``, then
+``FrameDone`` or ``FrameError`` per job out. A job's ``staged`` is the (height, width) of a
+source frame waiting in the slot's staging area, resized here.
 
 A ``StagedFrameProcessor`` runs on three threads (intake + prepare, infer, finish + reply) so
 CPU work hides behind inference; any other processor runs frame by frame. Either way results go
@@ -42,6 +40,8 @@ import numpy as np
 from rk_yolo_ros.core.cpu_affinity import pin_current_process
 from rk_yolo_ros.core.frame_processing import StagedFrameProcessor
 from rk_yolo_ros.core.frame_slots import FrameSlots, SlotLayout
+from rk_yolo_ros.core.worker_messages import (FrameDone, FrameError, FrameJob, STOP,
+                                              WorkerInitFailed, WorkerReady)
 
 PARENT_CHECK_SECONDS = 0.5
 
@@ -66,9 +66,9 @@ def run_worker(index: int, core_mask: int, cpu: Optional[int], layout: SlotLayou
         try:
             processor = processor_factory(index, core_mask)
         except Exception:
-            result_conn.send(('init_error', index, os.getpid(), traceback.format_exc()))
+            result_conn.send(WorkerInitFailed(index, os.getpid(), traceback.format_exc()))
             return
-        result_conn.send(('ready', index, os.getpid(), note))
+        result_conn.send(WorkerReady(index, os.getpid(), note))
         worker = _Worker(index, slots, processor, task_conn, result_conn, parent_pid)
         if isinstance(processor, StagedFrameProcessor):
             worker.serve_staged()
@@ -95,43 +95,46 @@ class _Worker:
         self.index, self.slots, self.processor = index, slots, processor
         self.task_conn, self.result_conn, self.parent_pid = task_conn, result_conn, parent_pid
 
-    def next_task(self):
-        """Return the next task, or None on the stop sentinel or when the parent is gone."""
+    def next_job(self) -> Optional[FrameJob]:
+        """Return the next job, or STOP on the stop sentinel or when the parent is gone."""
         while not self.task_conn.poll(PARENT_CHECK_SECONDS):
             if os.getppid() != self.parent_pid:
-                return None
+                return STOP
         return self.task_conn.recv()
 
-    def frame_for(self, message):
+    def frame_for(self, job: FrameJob) -> np.ndarray:
         """Return the frame's output-size view, resizing a staged source into it first."""
-        _, slot, height, width, _, staged = message
-        frame = self.slots.view(slot, height, width)
-        if staged is not None:
-            source = self.slots.staging_view(slot, staged[0], staged[1])
+        frame = self.slots.view(job.slot, job.height, job.width)
+        if job.staged is not None:
+            source = self.slots.staging_view(job.slot, *job.staged)
             if source.shape == frame.shape:
                 np.copyto(frame, source)
             else:
-                cv2.resize(source, (width, height), dst=frame, interpolation=cv2.INTER_LINEAR)
+                cv2.resize(source, (job.width, job.height), dst=frame,
+                           interpolation=cv2.INTER_LINEAR)
         return frame
 
-    def reply(self, frame_id, ok, payload, started):
-        """Send one frame's result (or error text) to the main process."""
-        kind = 'done' if ok else 'error'
-        self.result_conn.send((kind, self.index, frame_id, payload, time.perf_counter() - started))
+    def reply(self, job: FrameJob, result: Any, error: Optional[str], started: float) -> None:
+        """Send one job's result, or its error text, to the main process."""
+        seconds = time.perf_counter() - started
+        if error is None:
+            self.result_conn.send(FrameDone(self.index, job.frame_id, result, seconds))
+        else:
+            self.result_conn.send(FrameError(self.index, job.frame_id, error, seconds))
 
     def serve(self) -> None:
         """Process frames one at a time until told to stop."""
         while True:
-            message = self.next_task()
-            if message is None:
+            job = self.next_job()
+            if job is STOP:
                 return
             started = time.perf_counter()
             try:
-                result = self.processor.process(self.frame_for(message), message[4])
+                result = self.processor.process(self.frame_for(job), job.task)
             except Exception as exc:
-                self.reply(message[0], False, _error_text(exc), started)
+                self.reply(job, None, _error_text(exc), started)
             else:
-                self.reply(message[0], True, result, started)
+                self.reply(job, result, None, started)
 
     def serve_staged(self) -> None:
         """Overlap frames on three threads: intake + prepare, infer, finish + reply."""
@@ -142,16 +145,16 @@ class _Worker:
         def intake():
             try:
                 while True:
-                    message = self.next_task()
-                    if message is None:
+                    job = self.next_job()
+                    if job is STOP:
                         return
                     started = time.perf_counter()
                     try:
-                        frame = self.frame_for(message)
-                        to_infer.put((message, frame, started,
-                                      self.processor.prepare(frame, message[4]), None))
+                        frame = self.frame_for(job)
+                        to_infer.put((job, frame, started,
+                                      self.processor.prepare(frame, job.task), None))
                     except Exception as exc:
-                        to_infer.put((message, None, started, None, _error_text(exc)))
+                        to_infer.put((job, None, started, None, _error_text(exc)))
             except BaseException as exc:  # a broken pipe: let the main thread end the process
                 failure.append(exc)
             finally:
@@ -163,14 +166,14 @@ class _Worker:
                 if item is None:
                     to_finish.put(None)
                     return
-                message, frame, started, prepared, error = item
+                job, frame, started, prepared, error = item
                 inferred = None
                 if error is None:
                     try:
                         inferred = self.processor.infer(prepared)
                     except Exception as exc:
                         error = _error_text(exc)
-                to_finish.put((message, frame, started, inferred, error))
+                to_finish.put((job, frame, started, inferred, error))
 
         threads = [threading.Thread(target=intake, name='intake', daemon=True),
                    threading.Thread(target=infer, name='infer', daemon=True)]
@@ -180,17 +183,15 @@ class _Worker:
             item = to_finish.get()
             if item is None:
                 break
-            message, frame, started, inferred, error = item
+            job, frame, started, inferred, error = item
+            result = None
             if error is None:
                 try:
-                    result = self.processor.finish(frame, message[4], inferred)
+                    result = self.processor.finish(frame, job.task, inferred)
                 except Exception as exc:
                     error = _error_text(exc)
-            if error is None:
-                self.reply(message[0], True, result, started)
-            else:
-                self.reply(message[0], False, error, started)
-            del frame, item
+            self.reply(job, result, error, started)
+            del frame, item, result
         for thread in threads:
             thread.join()
         if failure:

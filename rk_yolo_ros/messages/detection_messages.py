@@ -32,9 +32,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from rk_yolo_ros.core import settings
 from rk_yolo_ros.core.frame_processing import Detections
 
-CLASS_ID_FORMATS = ('name', 'index')
+CLASS_ID_FORMATS = settings.CLASS_ID_FORMATS
 _NEEDED = ('vision_msgs/msg/Detection2DArray', 'vision_msgs/msg/Detection2D',
            'vision_msgs/msg/ObjectHypothesisWithPose', 'vision_msgs/msg/ObjectHypothesis',
            'vision_msgs/msg/BoundingBox2D', 'vision_msgs/msg/Pose2D', 'vision_msgs/msg/Point2D',
@@ -77,9 +78,7 @@ def class_id_text(class_id: int, label: Optional[str], class_id_format: str = 'n
 def build_detection_array(types: Mapping[str, Any], header: Any, detections: Detections,
                           class_id_format: str = 'name') -> Any:
     """Return a Detection2DArray for one frame's detections, stamped with the input header."""
-    if class_id_format not in CLASS_ID_FORMATS:
-        raise ValueError(f'class_id_format must be one of {CLASS_ID_FORMATS}, got '
-                         f'{class_id_format!r}')
+    settings.check('class_id_format', class_id_format)
     check_message_types(types)
     boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(detections.scores, np.float64).reshape(-1)

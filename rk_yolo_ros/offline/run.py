@@ -15,11 +15,12 @@
 """
 Run the no-skip pipeline over an offline source and write every frame's outcome, in order.
 
-Source frames go into the pipeline; frames the source cannot decode are reported as failed in
-their place, so the outputs see one record per source frame, strictly in source order. The
-run always ends in a ``RunSummary`` that accounts for every frame read (processed, failed,
-cancelled; skipped is 0 by construction and checked), and always closes its outputs, also on an
-output error, a source error or Ctrl-C, so what was processed until then is kept.
+Source frames go into the pipeline; frames the source cannot decode go in as failed
+(``FramePipeline.submit_failed``), so the pipeline releases one record per source frame,
+strictly in source order, and its counters account for all of them. The run always ends in a
+``RunSummary`` that accounts for every frame read (processed, failed, cancelled; skipped is 0 by
+construction and checked), and always closes its outputs, also on an output error, a source
+error or Ctrl-C, so what was processed until then is kept.
 
 NOTE (stopping): the first Ctrl-C stops reading and lets the frames already accepted finish
 (up to ``drain_timeout_s``); a second Ctrl-C cancels those. An output error stops reading at
@@ -35,12 +36,10 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import numpy as np
-
-from rk_yolo_ros.core.frame_processing import DetectionSettings
-from rk_yolo_ros.core.pipeline import CompletedFrame, FramePipeline, PipelineConfig, PipelineError
-from rk_yolo_ros.core.reorder import ReorderBuffer
-from rk_yolo_ros.core.worker_pool import WorkerStartError
+from rk_yolo_ros.core.counters import CounterSnapshot, reason_key
+from rk_yolo_ros.core.frame_processing import DetectionSettings, FailureStage, FrameStatus
+from rk_yolo_ros.core.pipeline import (CompletedFrame, FramePipeline, PipelineConfig,
+                                       PipelineError, WorkerStartError)
 from rk_yolo_ros.offline.progress import ProgressBar
 from rk_yolo_ros.offline.sinks import FrameRecord, ResultSink, SinkError
 from rk_yolo_ros.offline.sources import FrameSource, SourceError
@@ -80,14 +79,6 @@ class RunSummary:
     def to_json(self) -> Dict[str, Any]:
         """Return the summary as a JSON-able dict."""
         return asdict(self)
-
-
-def failure_kind(record: FrameRecord) -> str:
-    """Return a short grouping key for a failure: 'decode', or the processing error's line."""
-    if record.stage == 'decode':
-        return 'decode'
-    reason = record.error.strip()
-    return reason.splitlines()[0][:100] if reason else 'unknown'
 
 
 class _SinkWriter:
@@ -161,51 +152,25 @@ class _SinkWriter:
         self.on_sink_error(error)
 
 
-class _OrderedOutputs:
-    """Account for records and pass them to the writer strictly in source order."""
+class _Outputs:
+    """Account for records (already in source order) and pass them to the writer."""
 
     def __init__(self, writer: _SinkWriter, summary: RunSummary,
                  progress: Optional[ProgressBar]):
         self.writer = writer
         self.summary = summary
         self.progress = progress
-        self.latencies: List[float] = []
         self.last_release = 0.0
-        self.source_failures = 0  # frames the source could not decode (never submitted)
-        self._reorder = ReorderBuffer()
-        self._lock = threading.Lock()
 
     def emit(self, record: FrameRecord) -> None:
-        """Take one record (its image must be a private copy); pass on what it unblocked."""
-        with self._lock:
-            for _, item in self._reorder.push(record.meta.index, record):
-                self._account(item)
-                self.writer.put(item)
-
-    def _account(self, record: FrameRecord) -> None:
-        summary = self.summary
+        """Take one record (its image must be a private copy)."""
         self.last_release = time.monotonic()
-        if record.status == 'ok':
-            summary.processed += 1
-            self.latencies.append(record.latency_s)
-        elif record.status == 'cancelled':
-            summary.cancelled += 1
-        else:
-            summary.failed += 1
-            self.source_failures += record.stage == 'decode'
-            kind = failure_kind(record)
-            summary.failure_reasons[kind] = summary.failure_reasons.get(kind, 0) + 1
-            if len(summary.failures) < FAILURES_LISTED:
-                summary.failures.append({'index': record.meta.index,
-                                         'reason': record.error.strip().splitlines()[0]
-                                         if record.error.strip() else 'unknown'})
+        if record.status is FrameStatus.FAILED and len(self.summary.failures) < FAILURES_LISTED:
+            self.summary.failures.append({'index': record.meta.index,
+                                          'reason': reason_key(record.error)})
         if self.progress is not None:
-            self.progress.update(1, int(record.status == 'failed'))
-
-    def pending(self) -> int:
-        """Return how many records wait for an earlier one."""
-        with self._lock:
-            return len(self._reorder)
+            self.progress.update(1, int(record.status is FrameStatus.FAILED))
+        self.writer.put(record)
 
 
 class OfflineRun:
@@ -231,7 +196,8 @@ class OfflineRun:
         self.summary = RunSummary(source=source.description)
         self._stop = threading.Event()
         self._writer = _SinkWriter(self.sinks, self.summary, self._sink_failed)
-        self._outputs = _OrderedOutputs(self._writer, self.summary, progress)
+        self._outputs = _Outputs(self._writer, self.summary, progress)
+        self._counters: Optional[CounterSnapshot] = None  # the pipeline's, once it closed
 
     def _sink_failed(self, error: SinkError) -> None:
         """Stop reading after an output error (called from the releasing thread)."""
@@ -240,26 +206,23 @@ class OfflineRun:
 
     def _on_frame(self, frame: CompletedFrame) -> None:
         """Pipeline callback (collector thread, frame order): turn the frame into a record."""
-        status = {'ok': 'ok', 'error': 'failed'}.get(frame.status, 'cancelled')
-        error = frame.error if status == 'failed' else (
-            'cancelled at shutdown before it was processed' if status == 'cancelled' else '')
         # the image is a view of a shared-memory slot, reused once this callback returns
         image = None
-        if status == 'ok':
+        if frame.status is FrameStatus.OK:
             image = frame.image.copy()
             # the frame id on every frame makes the no-skip guarantee visible in the video
             draw_overlay(image, [
                 f'frame {frame.frame_id}  skipped 0',
                 f'worker {frame.worker} of {self.config.workers}  '
                 f'{frame.latency_s * 1000.0:.0f} ms'])
-        self._outputs.emit(FrameRecord(frame.meta, status, frame.result, image,
-                                       frame.source_size, error, frame.latency_s, frame.worker))
+        self._outputs.emit(FrameRecord(frame.meta, frame.status, frame.result, image,
+                                       frame.source_size, frame.error, frame.latency_s,
+                                       frame.worker, frame.stage or FailureStage.PROCESS))
 
     def run(self) -> RunSummary:
         """Process the source to its end (or max_frames, an error, Ctrl-C); return the summary."""
         summary = self.summary
         pipeline = FramePipeline(self.config, self.factory, self._on_frame, self.log)
-        pipeline.settings = self.settings
         try:
             pipeline.start()
         except (WorkerStartError, ValueError, OSError, KeyboardInterrupt) as error:
@@ -280,7 +243,7 @@ class OfflineRun:
             summary.stopped_by, summary.exit_code = 'interrupted', EXIT_INTERRUPTED
             summary.error = 'interrupted (Ctrl-C): stopped reading'
             self.log.warning('interrupted: finishing the %d frame(s) in flight (Ctrl-C again to '
-                             'cancel them)', pipeline.stats().in_flight)
+                             'cancel them)', pipeline.stats().counters.in_flight)
         except SourceError as error:
             summary.stopped_by, summary.exit_code = 'error', EXIT_ERROR
             summary.error = str(error)
@@ -301,10 +264,10 @@ class OfflineRun:
             if self._stop.is_set():
                 return
             if item.image is None:
-                self._outputs.emit(FrameRecord(item.meta, 'failed', error=item.error,
-                                               stage='decode'))
+                pipeline.submit_failed(item.meta, item.error)
             else:
-                pipeline.submit(item.image, meta=item.meta, timeout=None)
+                pipeline.submit(item.image, meta=item.meta, settings=self.settings,
+                                timeout=None)
             read += 1
             if self.max_frames is not None and read >= self.max_frames:
                 self.summary.stopped_by = 'max-frames'
@@ -326,11 +289,11 @@ class OfflineRun:
                 except PipelineError:
                     break
             self.summary.workers = [
-                {k: w.get(k) for k in ('index', 'pid', 'core_mask', 'cpu', 'frames_done',
-                                       'frames_failed', 'restarts')}
-                for w in pipeline.stats().workers]
-            pipeline.close(drain=False)  # anything still in flight is released as cancelled
-            self.summary.frames_read = pipeline.stats().accepted + self._outputs.source_failures
+                {'index': w.index, 'pid': w.pid, 'core_mask': w.core_mask, 'cpu': w.cpu,
+                 'frames_done': w.frames_done, 'frames_failed': w.frames_failed,
+                 'restarts': w.restarts} for w in pipeline.stats().workers]
+            # anything still in flight is released as cancelled
+            self._counters = pipeline.close(drain=False).counters
         finally:
             try:
                 self._close_sinks()  # a Ctrl-C now must not leave the bag without metadata
@@ -354,24 +317,29 @@ class OfflineRun:
             self.progress.close()
 
     def _finish(self, started: float) -> None:
-        """Fill in timings and the skip check; pick the exit code."""
-        summary, outputs = self.summary, self._outputs
+        """Fill in the counts, timings and the skip check from the counters; pick the exit code."""
+        summary, counters = self.summary, self._counters
         sink_error = self._writer.sink_error
         if sink_error is not None and summary.exit_code in (EXIT_OK, EXIT_FRAMES_FAILED):
             summary.stopped_by, summary.exit_code = 'error', EXIT_ERROR
             summary.error = str(sink_error)
-        end = outputs.last_release or time.monotonic()
+        if counters is not None:
+            summary.frames_read = counters.accepted
+            summary.processed, summary.failed = counters.ok, counters.failed
+            summary.cancelled = counters.cancelled
+            summary.failure_reasons = {key.split(': ', 1)[1]: count
+                                       for key, count in counters.reasons.items()
+                                       if key.startswith('failed: ')}
+            summary.latency_p50_ms = counters.latency_p50_ms
+            summary.latency_p99_ms = counters.latency_p99_ms
+        end = self._outputs.last_release or time.monotonic()
         summary.elapsed_s = max(0.0, end - started)
         if summary.elapsed_s > 0:
             summary.fps = summary.processed / summary.elapsed_s
-        if outputs.latencies:
-            latencies = np.array(outputs.latencies) * 1000.0
-            summary.latency_p50_ms = float(np.percentile(latencies, 50))
-            summary.latency_p99_ms = float(np.percentile(latencies, 99))
         # Every frame read must be accounted for; anything else is a bug, said loudly.
         summary.skipped = summary.frames_read - summary.processed - summary.failed \
             - summary.cancelled
-        if summary.skipped or outputs.pending():
+        if summary.skipped:
             summary.error = (summary.error + '; ' if summary.error else '') + \
                 f'BUG: {summary.skipped} frame(s) unaccounted for'
             summary.exit_code = EXIT_ERROR

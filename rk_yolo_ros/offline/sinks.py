@@ -34,7 +34,7 @@ from typing import Any, Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.core.frame_processing import Detections
+from rk_yolo_ros.core.frame_processing import Detections, FailureStage, FrameStatus
 from rk_yolo_ros.messages.detection_messages import build_detection_array
 from rk_yolo_ros.messages.vision_msgs_defs import register_vision_msgs
 from rk_yolo_ros.offline.sources import FrameMeta
@@ -54,14 +54,19 @@ class FrameRecord:
     """One source frame's outcome, handed to every sink in source order."""
 
     meta: FrameMeta
-    status: str  # 'ok' | 'failed' | 'cancelled'
+    status: FrameStatus
     detections: Optional[Detections] = None
     image: Optional[np.ndarray] = None  # the annotated frame; valid only during write()
     source_size: Optional[Tuple[int, int]] = None  # (width, height) of the input frame
     error: str = ''
     latency_s: float = 0.0
     worker: Optional[int] = None
-    stage: str = 'process'  # where a failure happened: 'decode' (source) or 'process'
+    stage: FailureStage = FailureStage.PROCESS  # where a FAILED frame failed
+
+    def __post_init__(self):
+        """Take the status and stage by value too ('ok', 'decode')."""
+        self.status = FrameStatus(self.status)
+        self.stage = FailureStage(self.stage)
 
 
 def describe_os_error(error: OSError) -> str:
@@ -117,7 +122,7 @@ class VideoSink(ResultSink):
 
     def write(self, record: FrameRecord) -> None:
         """Append the annotated frame of a processed frame; others have no image to show."""
-        if record.status != 'ok' or record.image is None:
+        if record.status is not FrameStatus.OK or record.image is None:
             return
         image = record.image
         if self._writer is None:
@@ -197,13 +202,13 @@ def record_to_json(record: FrameRecord) -> Dict[str, Any]:
         'index': record.meta.index,
         'stamp': {'sec': sec, 'nanosec': nanosec},
         'frame_id': record.meta.frame_id,
-        'status': record.status,
+        'status': FrameStatus(record.status).value,
     }
     if record.meta.bag_timestamp_ns is not None:
         item['bag_timestamp_ns'] = record.meta.bag_timestamp_ns
     if record.source_size is not None:
         item['width'], item['height'] = record.source_size
-    if record.status == 'ok':
+    if record.status is FrameStatus.OK:
         item['latency_ms'] = round(record.latency_s * 1000.0, 2)
         item['worker'] = record.worker
         detections = record.detections if record.detections is not None else Detections()
@@ -215,8 +220,8 @@ def record_to_json(record: FrameRecord) -> Dict[str, Any]:
                                         detections.class_ids.tolist(), labels)]
     else:
         item['error'] = record.error
-        if record.status == 'failed':
-            item['stage'] = record.stage
+        if record.status is FrameStatus.FAILED:
+            item['stage'] = FailureStage(record.stage).value
     return item
 
 
@@ -306,7 +311,7 @@ class BagSink(ResultSink):
 
     def write(self, record: FrameRecord) -> None:
         """Write the frame's Detection2DArray and annotated image (processed frames only)."""
-        if record.status != 'ok':
+        if record.status is not FrameStatus.OK:
             return
         meta = record.meta
         timestamp = meta.bag_timestamp_ns if meta.bag_timestamp_ns is not None else meta.stamp_ns

@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 import psutil
 
+from rk_yolo_ros.core.counters import percentiles_ms
+from rk_yolo_ros.core.frame_processing import FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
@@ -106,7 +108,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
     main_cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     fps = frames / wall
     ideal = workers / latency_s
-    lat_ms = np.array(latencies) * 1000.0
+    p50, p99 = percentiles_ms(latencies)
     return {
         'workers': workers,
         'frames': frames,
@@ -114,13 +116,13 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         'ideal_fps': round(ideal, 2),
         'ratio_to_ideal': round(fps / ideal, 4),
         'main_process_cpu_ms_per_frame': round(main_cpu * 1000.0 / frames, 3),
-        'latency_p50_ms': round(float(np.percentile(lat_ms, 50)), 2),
-        'latency_p99_ms': round(float(np.percentile(lat_ms, 99)), 2),
+        'latency_p50_ms': round(p50, 2),
+        'latency_p99_ms': round(p99, 2),
         # RSS counts shared libraries and the shared frame slots once per process; USS does not
         'peak_rss_mb': round(peak['rss'] / 2 ** 20, 1),
         'unique_memory_mb': round(unique / 2 ** 20, 1),
-        'frames_lost': stats.accepted - statuses.count('ok') - warmup,
-        'frames_failed': stats.errors,
+        'frames_lost': stats.counters.accepted - statuses.count(FrameStatus.OK) - warmup,
+        'frames_failed': stats.counters.failed,
         'slots': stats.slots_total,
     }
 

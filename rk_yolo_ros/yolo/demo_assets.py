@@ -23,7 +23,7 @@ ordinary registries and are cached under ``${RK_YOLO_ASSETS:-~/.cache/rk_yolo_ro
 - ``images/bus.jpg``, ``images/zidane.jpg``: from the ``ultralytics`` wheel's assets.
 - ``video/vtest.avi``: from the Debian package ``opencv-doc``.
 
-Run ``python -m rk_yolo_ros.yolo.demo_assets`` to fetch everything and print the paths.
+Run ``rk-yolo fetch-demo`` to fetch everything and print the paths.
 """
 
 import glob

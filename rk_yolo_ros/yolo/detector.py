@@ -22,13 +22,15 @@ NPU core and returns a ``YoloDetector``.
 
 from dataclasses import dataclass
 import pathlib
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 import warnings
 
 import numpy as np
 
+from rk_yolo_ros.core import settings
 from rk_yolo_ros.core.frame_processing import (Detections, DetectionSettings, FrameTask,
                                                StagedFrameProcessor)
+from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 from rk_yolo_ros.yolo.backends.factory import check_backend, create_backend
 from rk_yolo_ros.yolo.decode import DecodeError, YoloDecoder
@@ -134,6 +136,34 @@ class YoloDetectorFactory:
     emulated_num_classes: int = 80
     emulated_seed: int = 0
     emulated_recorded_outputs: Optional[Sequence[np.ndarray]] = None
+
+    @classmethod
+    def from_settings(cls, values: Mapping[str, Any]) -> 'YoloDetectorFactory':
+        """
+        Build the recipe from setting values and check it here, before any worker starts.
+
+        An empty ``model`` means the cached demo model. ``backend`` becomes the concrete one
+        ('auto' resolved). Raises ValueError, FileNotFoundError, BackendError or LabelsError
+        naming what is wrong.
+        """
+        backend = settings.check('backend', values['backend'])
+        demo = demo_assets.model_path()
+        model = settings.resolve_model(settings.check('model', values['model']), backend,
+                                       str(demo) if demo else None)
+        labels = settings.check('labels_file', values['labels_file'])
+        factory = cls(model_path=model, backend=backend, labels_file=labels or None,
+                      onnx_threads=settings.check('onnx_threads', values['onnx_threads']),
+                      input_size=settings.parse_size(settings.check('input_size',
+                                                                    values['input_size'])),
+                      emulated_latency_s=settings.check('emulated_latency_ms',
+                                                        values['emulated_latency_ms']) / 1000.0)
+        factory.backend = factory.check()
+        return factory
+
+    def describe(self) -> str:
+        """Name the backend and model in one phrase, for logs and summaries."""
+        model = pathlib.Path(self.model_path).name if self.model_path else 'no model'
+        return f'{self.backend} on {model}'
 
     def check(self) -> str:
         """Validate backend, model and labels in the main process; return the backend used."""

@@ -24,16 +24,15 @@ import pathlib
 import platform
 from typing import Optional
 
+from rk_yolo_ros.core import settings
 from rk_yolo_ros.yolo.backends.base import Backend, BackendError
 
-BACKEND_NAMES = ('onnx', 'rknn', 'auto', 'emulated')
 MODEL_SUFFIXES = {'.onnx': 'onnx', '.rknn': 'rknn'}
 
 
 def resolve_backend_name(name: str, model_path) -> str:
     """Return the concrete backend for a name ('auto' picks from the model file's suffix)."""
-    if name not in BACKEND_NAMES:
-        raise ValueError(f'unknown backend {name!r}; expected one of {", ".join(BACKEND_NAMES)}')
+    settings.check('backend', name)
     if name != 'auto':
         return name
     if model_path is None:
