@@ -6,6 +6,9 @@ import os
 from setuptools import find_packages, setup
 
 package_name = 'rk_yolo_ros'
+# 0.11 brought the storage plugins the bag sink uses; the sink's periodic sqlite3 commit reaches
+# into the 0.11 writer's storage (rosbags has no public commit), so newer versions wait for a test.
+ROSBAGS = 'rosbags>=0.11,<0.12'
 
 
 def share_files(folder):
@@ -33,9 +36,9 @@ setup(
     extras_require={
         'opencv': ['opencv-python-headless'],
         'onnx': ['onnxruntime'],
-        'bag': ['rosbags'],
-        'model-tools': ['onnx', 'onnxruntime', 'rosbags'],
-        'test': ['pytest', 'rosbags', 'onnxruntime', 'onnx'],
+        'bag': [ROSBAGS],
+        'model-tools': ['onnx', 'onnxruntime', ROSBAGS],
+        'test': ['pytest', ROSBAGS, 'onnxruntime', 'onnx'],
     },
     zip_safe=True,
     maintainer='rk_yolo_ros maintainers',

@@ -33,7 +33,7 @@ import pytest
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FrameTask
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
-pytestmark = requires('onnxruntime')
+needs_onnxruntime = requires('onnxruntime')  # all but the fixture check run the ONNX model
 
 FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'ultralytics_reference.json'
 MIN_IOU = 0.9
@@ -83,6 +83,7 @@ def test_fixture_records_its_provenance(reference):
     assert sum(len(image['scores']) for image in reference['images']) >= 4
 
 
+@needs_onnxruntime
 def test_detections_match_ultralytics(reference, demo_model, demo_images):
     settings_ref = reference['settings']
     settings = DetectionSettings(conf_threshold=settings_ref['conf_threshold'],
@@ -108,6 +109,7 @@ def test_detections_match_ultralytics(reference, demo_model, demo_images):
         detector.close()
 
 
+@needs_onnxruntime
 def test_original_resolution_matches_ultralytics_almost_exactly(reference, demo_model,
                                                                 demo_images):
     """Without the 720-row resize the pixels equal Ultralytics' own letterbox input."""
@@ -155,6 +157,7 @@ if __name__ == '__main__':
                              demo_assets.fetch_images()), indent=1))
 
 
+@needs_onnxruntime
 def test_full_pipeline_detections_match_ultralytics(reference, demo_model, demo_images):
     """The whole pipeline (intake, shared memory, 2 workers, reorder) matches the reference."""
     from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig

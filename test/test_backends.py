@@ -23,12 +23,15 @@ import numpy as np
 import pytest
 
 from rk_yolo_ros.yolo.backends.base import BackendError
+from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
 from rk_yolo_ros.yolo.backends.factory import check_backend, create_backend, resolve_backend_name
 from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend
 from rk_yolo_ros.yolo.backends.rknn_backend import RknnBackend
 
 onnx = optional('onnx')
-pytestmark = requires('onnx', 'onnxruntime')
+# Only the tests that build or run ONNX models need these; the rest run without them.
+needs_onnx = requires('onnx', 'onnxruntime')
+needs_onnxruntime = requires('onnxruntime')
 
 
 def identity_model(path, shape, elem_type, scale=None):
@@ -56,6 +59,7 @@ def _image(width=32, height=24, seed=0):
 
 
 # ------------------------------------------------------------------ onnx
+@needs_onnx
 def test_float_nchw_model_gets_scaled_planar_input(tmp_path):
     from onnx import TensorProto
     backend = OnnxBackend(identity_model(tmp_path / 'f.onnx', [1, 3, 24, 32], TensorProto.FLOAT))
@@ -66,6 +70,7 @@ def test_float_nchw_model_gets_scaled_planar_input(tmp_path):
     np.testing.assert_allclose(out, image.transpose(0, 3, 1, 2) / 255.0, atol=1e-6)
 
 
+@needs_onnx
 def test_uint8_nhwc_model_gets_the_image_unscaled(tmp_path):
     from onnx import TensorProto
     backend = OnnxBackend(identity_model(tmp_path / 'u.onnx', [1, 24, 32, 3], TensorProto.UINT8))
@@ -75,6 +80,7 @@ def test_uint8_nhwc_model_gets_the_image_unscaled(tmp_path):
     np.testing.assert_array_equal(out, image.astype(np.float32))
 
 
+@needs_onnxruntime
 def test_real_model_reads_its_input_size_and_threads(demo_model):
     backend = OnnxBackend(demo_model, threads=2)
     backend.load()
@@ -86,6 +92,7 @@ def test_real_model_reads_its_input_size_and_threads(demo_model):
     backend.release()
 
 
+@needs_onnxruntime
 def test_wrong_image_size_names_model_and_expected_shape(demo_model):
     backend = OnnxBackend(demo_model)
     backend.load()
@@ -93,6 +100,7 @@ def test_wrong_image_size_names_model_and_expected_shape(demo_model):
         backend.infer(np.zeros((1, 320, 320, 3), np.uint8))
 
 
+@needs_onnxruntime
 def test_missing_and_corrupt_models_are_named(tmp_path):
     with pytest.raises(BackendError, match='absent.onnx'):
         OnnxBackend(tmp_path / 'absent.onnx').load()
@@ -102,6 +110,7 @@ def test_missing_and_corrupt_models_are_named(tmp_path):
         OnnxBackend(corrupt).load()
 
 
+@needs_onnx
 def test_non_image_input_is_rejected_with_the_expected_layout(tmp_path):
     from onnx import TensorProto
     path = identity_model(tmp_path / 'gray.onnx', [1, 1, 64, 64], TensorProto.FLOAT)
@@ -240,12 +249,16 @@ def test_missing_model_fails_early(tmp_path):
         check_backend('auto', tmp_path / 'absent.rknn')
 
 
-def test_auto_picks_by_suffix(demo_model, tmp_path):
+def test_auto_picks_by_suffix(tmp_path):
     assert resolve_backend_name('auto', 'm.onnx') == 'onnx'
     assert resolve_backend_name('auto', 'm.RKNN') == 'rknn'
-    assert check_backend('auto', demo_model) == 'onnx'
     with pytest.raises(ValueError, match=r'weights.pt.*\.onnx or \.rknn'):
         resolve_backend_name('auto', tmp_path / 'weights.pt')
+
+
+@needs_onnxruntime
+def test_auto_accepts_an_onnx_model_where_onnxruntime_is_installed(demo_model):
+    assert check_backend('auto', demo_model) == 'onnx'
 
 
 def test_backend_and_model_type_must_fit(demo_model, rknn_file):
@@ -270,11 +283,10 @@ def test_create_backend_builds_each_kind(demo_model, rknn_file):
 
 
 def test_emulated_backend_needs_no_model():
-    pytest.importorskip('rk_yolo_ros.yolo.backends.emulated',
-                        reason='emulated backend is written by the pipeline branch')
     assert check_backend('emulated', None) == 'emulated'
     backend = create_backend('emulated', None, 1, latency_s=0.0, input_size=(320, 320),
                              layout='rknn_split', num_classes=3)
+    assert isinstance(backend, EmulatedBackend)
     backend.load()
     assert backend.input_size == (320, 320)
     assert len(backend.infer(np.zeros((1, 320, 320, 3), np.uint8))) == 9

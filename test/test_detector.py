@@ -22,10 +22,13 @@ import numpy as np
 import pytest
 
 from rk_yolo_ros.core.frame_processing import Detections, DetectionSettings, FrameTask
+from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
 from rk_yolo_ros.yolo.decode import DecodeError
 from rk_yolo_ros.yolo.detector import YoloDetector, YoloDetectorFactory
 
-pytestmark = requires('onnxruntime')
+# Only the tests that run the ONNX model need these; the rest run without them.
+needs_onnxruntime = requires('onnxruntime')
+needs_onnx = requires('onnx', 'onnxruntime')
 
 
 def to_720p(image):
@@ -56,12 +59,14 @@ def bus(demo_images):
     return cv2.imread(str(demo_images[0]))
 
 
+@needs_onnxruntime
 def test_factory_checks_and_names_classes_in_the_main_process(demo_model):
     factory = YoloDetectorFactory(model_path=str(demo_model))
     assert factory.check() == 'onnx'
     assert factory.class_names() == ['Normal', 'Fall']
 
 
+@needs_onnxruntime
 def test_detects_people_in_source_coordinates_and_draws(detector, bus):
     frame = to_720p(bus)
     before = frame.copy()
@@ -79,6 +84,7 @@ def test_detects_people_in_source_coordinates_and_draws(detector, bus):
     assert not changed[y1 + 40:y2 - 40, x1 + 40:x2 - 40].all()  # interior left as is
 
 
+@needs_onnxruntime
 def test_same_boxes_from_720p_frame_and_from_the_original(detector, bus):
     height, width = bus.shape[:2]
     settings = DetectionSettings(draw=False)
@@ -89,6 +95,7 @@ def test_same_boxes_from_720p_frame_and_from_the_original(detector, bus):
         assert max(iou(box, other) for other in from_720p.boxes) > 0.95
 
 
+@needs_onnxruntime
 def test_no_drawing_when_disabled(detector, bus):
     frame = to_720p(bus)
     before = frame.copy()
@@ -97,6 +104,7 @@ def test_no_drawing_when_disabled(detector, bus):
     np.testing.assert_array_equal(frame, before)
 
 
+@needs_onnxruntime
 def test_settings_change_from_frame_to_frame(detector, bus):
     frame = to_720p(bus)
     size = (bus.shape[1], bus.shape[0])
@@ -115,8 +123,9 @@ def test_settings_change_from_frame_to_frame(detector, bus):
     assert len(default) == len(low)
 
 
+@needs_onnx
 def test_model_with_unexpected_outputs_fails_at_start_naming_it(tmp_path):
-    onnx = pytest.importorskip('onnx')
+    import onnx
     from onnx import helper, TensorProto
     nodes = [helper.make_node('ReduceMean', ['images'], ['pooled'], axes=[2, 3], keepdims=0)]
     graph = helper.make_graph(
@@ -132,20 +141,20 @@ def test_model_with_unexpected_outputs_fails_at_start_naming_it(tmp_path):
 
 
 def test_emulated_backend_through_the_factory():
-    pytest.importorskip('rk_yolo_ros.yolo.backends.emulated',
-                        reason='emulated backend is written by the pipeline branch')
     for layout in ('ultralytics', 'rknn_split'):
         factory = YoloDetectorFactory(backend='emulated', emulated_latency_s=0.0,
                                       emulated_layout=layout, input_size=(640, 640))
         assert factory.check() == 'emulated'
         detector = pickle.loads(pickle.dumps(factory))(0, 1)
         assert isinstance(detector, YoloDetector)
+        assert isinstance(detector.backend, EmulatedBackend)
         frame = np.zeros((720, 1280, 3), np.uint8)
         result = detector.process(frame, FrameTask(0, (1920, 1080), DetectionSettings()))
         assert len(result) > 0 and all(label for label in result.labels)
         assert (result.boxes[:, 0::2] <= 1920).all() and (result.boxes[:, 1::2] <= 1080).all()
 
 
+@needs_onnxruntime
 def test_class_count_mismatch_is_reported(demo_model, tmp_path):
     labels = tmp_path / 'three.txt'
     labels.write_text('a\nb\nc\n')

@@ -84,7 +84,7 @@ def test_int8_without_calibration_or_with_a_missing_one_is_refused(capsys, split
     (tmp_path / 'empty').mkdir()
     code, _, err = run_cli(capsys, 'convert', str(split_head_model), '--fp16',
                            '--verify-images', str(tmp_path / 'empty'))
-    assert code == 2 and 'no images found' in err
+    assert code == 2 and 'verification images' in err and 'holds no image files' in err
 
 
 def test_non_yolo_onnx_is_refused_by_convert(capsys, tmp_path):

@@ -25,7 +25,7 @@ from rk_yolo_ros.model_tools.export import export_model, labels_path_for
 from rk_yolo_ros.model_tools.model_check import inspect_onnx
 
 onnx = optional('onnx')
-pytestmark = requires('onnx')
+needs_onnx = requires('onnx')  # for the tests that read or write ONNX models
 
 
 def write_classifier_onnx(path, input_shape=(1, 3, 32, 32)):
@@ -44,6 +44,7 @@ def write_classifier_onnx(path, input_shape=(1, 3, 32, 32)):
     return path
 
 
+@needs_onnx
 def test_demo_model_exports_to_split_heads_with_labels(demo_model, tmp_path):
     source = tmp_path / 'fall.onnx'
     source.write_bytes(demo_model.read_bytes())
@@ -65,6 +66,7 @@ def test_demo_model_exports_to_split_heads_with_labels(demo_model, tmp_path):
     assert again.family == 'rknn_split' and (tmp_path / 'copy.labels.yaml').is_file()
 
 
+@needs_onnx
 def test_non_yolo_onnx_is_rejected_with_its_outputs_named(tmp_path):
     path = write_classifier_onnx(tmp_path / 'classifier.onnx')
     with pytest.raises(ModelToolError, match=r'does not look like a YOLO detector.*\(1, 3\)'):
@@ -73,13 +75,17 @@ def test_non_yolo_onnx_is_rejected_with_its_outputs_named(tmp_path):
         export_model(path, log=lambda line: None)
 
 
-def test_bad_inputs_to_export_get_clear_errors(tmp_path):
+def test_missing_or_foreign_model_files_get_clear_errors(tmp_path):
     with pytest.raises(ModelToolError, match='model file not found'):
         export_model(tmp_path / 'absent.onnx')
     text = tmp_path / 'model.tflite'
     text.write_bytes(b'x')
     with pytest.raises(ModelToolError, match=r'expected an Ultralytics \.pt or \.onnx'):
         export_model(text)
+
+
+@needs_onnx
+def test_unreadable_or_dynamic_onnx_gets_clear_errors(tmp_path):
     garbage = tmp_path / 'garbage.onnx'
     garbage.write_bytes(b'not a protobuf at all')
     with pytest.raises(ModelToolError, match='garbage.onnx is not a readable ONNX model'):

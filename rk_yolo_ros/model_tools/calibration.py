@@ -17,25 +17,24 @@ Collect INT8 calibration images from a folder, a video or a rosbag, letterboxed 
 
 rknn-toolkit2 calibrates INT8 activation ranges on a list of images. They should look like what
 the camera will see and be prepared the way frames are at run time: letterboxed (not
-stretched) to the model input with the same padding. Frames are taken evenly spread over the
-source (a video's first seconds are rarely representative), read one at a time so a long
-video or bag never sits in memory, and written as PNG (lossless; the toolkit reads image
-files as RGB) with a ``dataset.txt`` listing them.
+stretched) to the model input with the same padding. The source is read by ``rk-yolo run``'s
+own sources (``offline/sources.py``: the same file kinds, bag topic rule and image conversion,
+Bayer included). Frames are taken evenly spread over the source (a video's first seconds are
+rarely representative), read one at a time so a long video or bag never sits in memory, and
+only the picked frames are decoded. A picked frame that cannot be decoded is skipped with a
+warning and counted; only a source with no usable frame fails. The images are written as PNG
+(lossless; the toolkit reads image files as RGB) with a ``dataset.txt`` listing them.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import pathlib
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from rk_yolo_ros.model_tools.errors import ModelToolError
 
 DEFAULT_CALIBRATION_COUNT = 50
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-VIDEO_SUFFIXES = ('.avi', '.mp4', '.mkv', '.mov', '.m4v', '.webm', '.mpg', '.mpeg', '.h264')
-BAG_SUFFIXES = ('.db3', '.mcap', '.bag')
-IMAGE_MSGTYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 
 
 @dataclass
@@ -45,8 +44,9 @@ class CalibrationSet:
     dataset_file: pathlib.Path  # text file, one image path a line (what RKNN.build takes)
     images: List[pathlib.Path]
     source: str  # what they came from, for the report
-    source_kind: str  # 'images', 'video' or 'rosbag'
+    source_kind: str  # the source's kind: 'images', 'video' or 'bag'
     available: int  # frames the source had
+    skipped: List[str] = field(default_factory=list)  # why each skipped picked frame failed
 
 
 def _cv2():
@@ -58,6 +58,13 @@ def _cv2():
     return cv2
 
 
+def _sources():
+    """Return the offline sources module (it needs OpenCV, so it is imported when used)."""
+    _cv2()
+    from rk_yolo_ros.offline import sources
+    return sources
+
+
 def spread_indices(available: int, count: int) -> List[int]:
     """Return up to ``count`` distinct indices evenly spread over ``range(available)``."""
     if available <= 0 or count <= 0:
@@ -67,200 +74,108 @@ def spread_indices(available: int, count: int) -> List[int]:
     return sorted({int(round(v)) for v in np.linspace(0, available - 1, count)})
 
 
-def source_kind(source: pathlib.Path) -> str:
-    """Return 'images', 'video' or 'rosbag' for a calibration source; raise if unknown."""
+def open_calibration_source(source: pathlib.Path, topic: Optional[str] = None):
+    """
+    Open a calibration source as ``rk-yolo run`` opens its input; return the FrameSource.
+
+    Raise ModelToolError naming the source if it does not exist, cannot be read or is a live
+    camera (calibration needs a recording to spread its picks over).
+    """
+    sources = _sources()
     if not source.exists():
         raise ModelToolError(f'calibration source {source} does not exist; give a folder of '
                              'images, a video file or a rosbag')
-    if source.is_dir():
-        if (source / 'metadata.yaml').is_file() or any(
-                p.suffix in BAG_SUFFIXES for p in source.iterdir()):
-            return 'rosbag'
-        return 'images'
-    suffix = source.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        return 'video'
-    if suffix in BAG_SUFFIXES:
-        return 'rosbag'
-    if suffix in IMAGE_SUFFIXES:
-        return 'images'
-    raise ModelToolError(
-        f'calibration source {source} is neither a folder, a video ({", ".join(VIDEO_SUFFIXES)}) '
-        f'nor a rosbag ({", ".join(BAG_SUFFIXES)} or a rosbag2 folder)')
-
-
-def list_images(source: pathlib.Path) -> List[pathlib.Path]:
-    """Return the image files of a folder (recursively, sorted) or the file itself."""
-    if source.is_file():
-        return [source]
-    return sorted(p for p in source.rglob('*')
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _image_frames(source: pathlib.Path, count: int) -> Tuple[int, Iterator[np.ndarray]]:
-    cv2 = _cv2()
-    files = list_images(source)
-    if not files:
-        raise ModelToolError(f'calibration folder {source} holds no images '
-                             f'({", ".join(IMAGE_SUFFIXES)})')
-
-    def frames():
-        for index in spread_indices(len(files), count):
-            frame = cv2.imread(str(files[index]), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise ModelToolError(f'calibration image {files[index]} cannot be read')
-            yield frame
-    return len(files), frames()
-
-
-def _video_frames(source: pathlib.Path, count: int) -> Tuple[int, Iterator[np.ndarray]]:
-    cv2 = _cv2()
-    capture = cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        raise ModelToolError(f'calibration video {source} cannot be opened by OpenCV')
-    available = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if available <= 0:  # some containers do not say: count by grabbing
-        while capture.grab():
-            available += 1
-        capture.release()
-        capture = cv2.VideoCapture(str(source))
-    if available <= 0:
-        capture.release()
-        raise ModelToolError(f'calibration video {source} has no frames')
-    wanted = set(spread_indices(available, count))
-
-    def frames():
-        # Sequential grab() instead of seeking: seeking is inexact with many codecs.
-        try:
-            for index in range(available):
-                if not capture.grab():
-                    break
-                if index in wanted:
-                    ok, frame = capture.retrieve()
-                    if ok:
-                        yield frame
-        finally:
-            capture.release()
-    return available, frames()
-
-
-def image_message_to_bgr(msg, msgtype: str) -> np.ndarray:
-    """Convert a sensor_msgs Image or CompressedImage (any message class) to a BGR array."""
-    cv2 = _cv2()
-    if msgtype.endswith('CompressedImage'):
-        frame = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise ModelToolError(f'a CompressedImage ({msg.format}) could not be decoded')
-        return frame
-    channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
-    encoding = msg.encoding.lower()
-    if encoding not in channels:
-        raise ModelToolError(f'image encoding {msg.encoding!r} is not supported for calibration '
-                             f'(expected one of {", ".join(channels)})')
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    row = data.reshape(msg.height, msg.step)[:, :msg.width * channels[encoding]]
-    image = row.reshape(msg.height, msg.width, channels[encoding])
-    convert = {'rgb8': cv2.COLOR_RGB2BGR, 'rgba8': cv2.COLOR_RGBA2BGR,
-               'bgra8': cv2.COLOR_BGRA2BGR, 'mono8': cv2.COLOR_GRAY2BGR}.get(encoding)
-    return cv2.cvtColor(image, convert) if convert is not None else image.copy()
-
-
-def _bag_frames(source: pathlib.Path, count: int,
-                topic: Optional[str]) -> Tuple[int, Iterator[np.ndarray]]:
     try:
-        from rosbags.highlevel import AnyReader
-        from rosbags.typesys import get_typestore, Stores
-    except ImportError as error:
-        raise ModelToolError('reading a rosbag needs rosbags: pip install rosbags '
-                             '(rk_yolo_ros[bag])') from error
-    bag = source.parent if source.suffix == '.db3' else source
-    reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
-    reader.open()
-    try:
-        image_topics = {}
-        for connection in reader.connections:
-            if connection.msgtype in IMAGE_MSGTYPES:
-                image_topics.setdefault(connection.topic, []).append(connection)
-        if topic is None:
-            if not image_topics:
-                raise ModelToolError(
-                    f'rosbag {source} has no sensor_msgs Image/CompressedImage topic (topics: '
-                    f'{", ".join(sorted({c.topic for c in reader.connections})) or "none"})')
-            topic = max(image_topics, key=lambda t: sum(c.msgcount for c in image_topics[t]))
-        elif topic not in image_topics:
-            raise ModelToolError(f'rosbag {source} has no image topic {topic!r} (image topics: '
-                                 f'{", ".join(sorted(image_topics)) or "none"})')
-    except BaseException:
-        reader.close()
-        raise
-    connections = image_topics[topic]
-    available = sum(c.msgcount for c in connections)
-    wanted = set(spread_indices(available, count))
+        opened = sources.open_source(str(source), topic)
+    except sources.SourceError as error:
+        raise ModelToolError(f'calibration source: {error}') from error
+    if isinstance(opened, sources.CameraSource):
+        opened.close()
+        raise ModelToolError(f'calibration source {source} is a camera; record a video or a '
+                             'bag first')
+    return opened
 
-    def frames():
-        try:
-            for index, (connection, _, raw) in enumerate(reader.messages(connections=connections)):
-                if index in wanted:
-                    msg = reader.deserialize(raw, connection.msgtype)
-                    yield image_message_to_bgr(msg, connection.msgtype)
-        finally:
-            reader.close()
-    return available, frames()
+
+def _available(frames_source) -> int:
+    """Return how many frames the source has (a video that does not say is counted)."""
+    count = getattr(frames_source, 'count_frames', None)
+    return count() if count is not None else (frames_source.total or 0)
 
 
 def collect_calibration_set(source, input_size: Tuple[int, int], out_dir,
                             count: int = DEFAULT_CALIBRATION_COUNT,
-                            topic: Optional[str] = None) -> CalibrationSet:
+                            topic: Optional[str] = None,
+                            log: Callable[[str], None] = print) -> CalibrationSet:
     """
     Write ``count`` letterboxed calibration images from ``source`` into ``out_dir``.
 
     ``source`` is a folder of images, a video file or a rosbag (rosbag2 folder, .db3, .mcap,
-    ROS 1 .bag; ``topic`` picks the image topic, else the busiest one). ``input_size`` is the
-    model's (width, height). Raise ModelToolError naming the source if nothing usable is there.
+    ROS 1 .bag; ``topic`` picks the image topic, needed where the bag has several).
+    ``input_size`` is the model's (width, height). A picked frame that cannot be decoded is
+    skipped with a warning line through ``log``. Raise ModelToolError naming the source if
+    nothing usable is there.
     """
     from rk_yolo_ros.yolo.letterbox import Letterbox
 
     if count < 1:
         raise ModelToolError(f'calibration image count must be at least 1, got {count}')
     source = pathlib.Path(source).expanduser()
-    kind = source_kind(source)
-    if kind == 'images':
-        available, frames = _image_frames(source, count)
-    elif kind == 'video':
-        available, frames = _video_frames(source, count)
-    else:
-        available, frames = _bag_frames(source, count, topic)
+    sources = _sources()
     cv2 = _cv2()
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     letterbox = Letterbox(input_size)
-    written = []
-    for frame in frames:
-        rgb, _ = letterbox(frame)
-        path = out_dir / f'calib_{len(written):04d}.png'
-        if not cv2.imwrite(str(path), cv2.cvtColor(rgb[0], cv2.COLOR_RGB2BGR)):
-            raise ModelToolError(f'cannot write calibration image {path}')
-        written.append(path.resolve())
+    written, skipped = [], []
+    with open_calibration_source(source, topic) as frames_source:
+        kind = frames_source.kind
+        available = _available(frames_source)
+        picked = spread_indices(available, count)
+        try:
+            for item in frames_source.frames(select=set(picked)):
+                if item.image is None:
+                    skipped.append(item.error)
+                    log(f'warning: calibration frame {item.meta.index} skipped: {item.error}')
+                    continue
+                rgb, _ = letterbox(item.image)
+                path = out_dir / f'calib_{len(written):04d}.png'
+                if not cv2.imwrite(str(path), cv2.cvtColor(rgb[0], cv2.COLOR_RGB2BGR)):
+                    raise ModelToolError(f'cannot write calibration image {path}')
+                written.append(path.resolve())
+        except sources.SourceError as error:
+            raise ModelToolError(f'calibration source: {error}') from error
     if not written:
-        raise ModelToolError(f'calibration source {source} gave no usable frames')
+        reason = f'; the first: {skipped[0]}' if skipped else ''
+        raise ModelToolError(f'calibration source {source} gave no usable frames ({available} '
+                             f'available, {len(skipped)} picked could not be decoded{reason})')
     dataset = out_dir / 'dataset.txt'
     dataset.write_text(''.join(f'{p}\n' for p in written))
-    return CalibrationSet(dataset, written, str(source), kind, available)
+    return CalibrationSet(dataset, written, str(source), kind, available, skipped)
 
 
 def describe(calibration: CalibrationSet) -> str:
     """Return one line saying what the calibration set is."""
+    skipped = (f', {len(calibration.skipped)} skipped (undecodable)'
+               if calibration.skipped else '')
     return (f'{len(calibration.images)} calibration images from the {calibration.source_kind} '
-            f'{calibration.source} ({calibration.available} available, evenly spread)')
+            f'{calibration.source} ({calibration.available} available, evenly spread{skipped})')
+
+
+def image_paths(path) -> List[pathlib.Path]:
+    """Return a folder's image files, or the image file itself, as ``rk-yolo run`` lists them."""
+    sources = _sources()
+    try:
+        return list(sources.ImageFolderSource.from_path(pathlib.Path(path).expanduser()).paths)
+    except sources.SourceError as error:
+        raise ModelToolError(str(error)) from error
 
 
 def read_images(paths: Sequence[pathlib.Path]) -> List[Tuple[pathlib.Path, np.ndarray]]:
     """Read image files as BGR arrays; raise ModelToolError naming an unreadable one."""
-    cv2 = _cv2()
+    sources = _sources()
+    paths = [pathlib.Path(p) for p in paths]
     images = []
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise ModelToolError(f'image {path} cannot be read')
-        images.append((pathlib.Path(path), image))
+    for item in sources.ImageFolderSource(paths, f'{len(paths)} images').frames():
+        if item.image is None:
+            raise ModelToolError(item.error)
+        images.append((paths[item.meta.index], item.image))
     return images

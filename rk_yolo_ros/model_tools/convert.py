@@ -37,7 +37,7 @@ from rk_yolo_ros.model_tools import toolkit_env
 from rk_yolo_ros.model_tools.agreement import (AgreementThresholds, compare_image, format_summary,
                                                summarize)
 from rk_yolo_ros.model_tools.calibration import (collect_calibration_set,
-                                                 DEFAULT_CALIBRATION_COUNT, describe, list_images,
+                                                 DEFAULT_CALIBRATION_COUNT, describe, image_paths,
                                                  read_images)
 from rk_yolo_ros.model_tools.errors import ModelToolError
 from rk_yolo_ros.model_tools.export import labels_path_for, write_labels
@@ -91,10 +91,17 @@ def _check_options(options: ConvertOptions) -> str:
     if options.quantize and options.calibration_count < 1:
         raise ModelToolError(f'calibration count must be at least 1, got '
                              f'{options.calibration_count}')
-    if options.verify_images and not list_images(pathlib.Path(options.verify_images)):
-        raise ModelToolError(f'verification images {options.verify_images}: no images found '
-                             '(.jpg, .png, ...)')
+    if options.verify_images:
+        _verification_paths(options.verify_images)
     return target
+
+
+def _verification_paths(spec: str):
+    """Return the verification image files; raise ModelToolError if there are none."""
+    try:
+        return image_paths(spec)
+    except ModelToolError as error:
+        raise ModelToolError(f'verification images {spec}: {error}') from error
 
 
 def _names_beside(onnx_path: pathlib.Path):
@@ -201,13 +208,13 @@ def _convert_in(work, options, target, info, rknn_path, decoder_class, log) -> d
         mark = time.monotonic()
         calibration = collect_calibration_set(options.calibration, info.input_size,
                                               work / 'calibration', options.calibration_count,
-                                              options.topic)
+                                              options.topic, log)
         seconds['calibration'] = round(time.monotonic() - mark, 2)
         log(describe(calibration))
         spec['dataset'] = str(calibration.dataset_file)
     records, inputs = [], None
     if options.verify_images:
-        images = read_images(list_images(pathlib.Path(options.verify_images).expanduser()))
+        images = read_images(_verification_paths(options.verify_images))
         inputs, records = letterbox_images(images, info.input_size)
         np.save(work / 'verify_inputs.npy', inputs)
         spec['verify_inputs'] = str(work / 'verify_inputs.npy')
@@ -244,7 +251,8 @@ def _convert_in(work, options, target, info, rknn_path, decoder_class, log) -> d
         'labels': str(labels) if labels else None,
         'calibration': ({'source': calibration.source, 'kind': calibration.source_kind,
                          'images': len(calibration.images),
-                         'available': calibration.available} if calibration else None),
+                         'available': calibration.available,
+                         'skipped': len(calibration.skipped)} if calibration else None),
         'toolkit_findings': [asdict(f) for f in findings],
         'toolkit_log': str(log_copy),
         'seconds': seconds,

@@ -335,7 +335,14 @@ class BagSink(ResultSink):
         self.written += 1
 
     def _commit_if_due(self) -> None:
-        """Commit the sqlite3 transaction now and then (rosbags commits only at close)."""
+        """
+        Commit the sqlite3 transaction now and then (rosbags commits only at close).
+
+        rosbags has no public way to commit before close() (0.11.9: Writer and its storage
+        protocol offer open, add_connection, write, close and abort), so this uses the
+        Sqlite3Writer's ``conn``. setup.py pins rosbags to the range where that holds, and
+        test_offline_sinks proves the .db3 reads with rosbags mid-run.
+        """
         now = time.monotonic()
         if now - self._last_commit < BAG_COMMIT_SECONDS:
             return

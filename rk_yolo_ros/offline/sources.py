@@ -20,6 +20,11 @@ Every source yields ``SourceFrame`` items in order: a BGR image with header-like
 never dropped silently: whatever cannot be read is reported as a failed item in its place.
 A source that cannot be opened at all raises ``SourceError`` naming the path and what was
 expected.
+
+``frames(select=indices)`` yields only the items at those positions (``meta.index`` stays the
+position in the source) and does not decode the others: a folder opens only the picked files, a
+video grabs past the others without decoding them, a bag deserializes only the picked messages.
+Reading stops after the last picked position. Model-tool calibration reads this way.
 """
 
 import abc
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 import os
 import pathlib
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import AbstractSet, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -45,6 +50,21 @@ SOURCE_KINDS = 'a video file, a camera index, a folder of images or a rosbag2 di
 
 class SourceError(RuntimeError):
     """A source cannot be opened or read any further."""
+
+
+class _Selection:
+    """Which positions ``frames(select=...)`` yields: all of them, or the given ones."""
+
+    def __init__(self, select: Optional[AbstractSet[int]]):
+        self._select = None if select is None else frozenset(select)
+        self._last = None if select is None else max(self._select, default=-1)
+
+    def __contains__(self, index: int) -> bool:
+        return self._select is None or index in self._select
+
+    def done(self, index: int) -> bool:
+        """Return True when no picked position is at ``index`` or after it."""
+        return self._last is not None and index > self._last
 
 
 @dataclass(frozen=True)
@@ -84,8 +104,8 @@ class FrameSource(abc.ABC):
         self.fps: Optional[float] = None  # nominal frame rate, for an output video
 
     @abc.abstractmethod
-    def frames(self) -> Iterator[SourceFrame]:
-        """Yield the frames in order."""
+    def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
+        """Yield the frames in order; with ``select``, only the items at those positions."""
 
     def close(self) -> None:
         """Release the source; safe to call twice."""
@@ -124,10 +144,11 @@ class VideoSource(FrameSource):
         fps = float(self._capture.get(cv2.CAP_PROP_FPS))
         self.fps = fps if 0 < fps < 1000 else DEFAULT_FPS
 
-    def frames(self) -> Iterator[SourceFrame]:
+    def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield decoded frames; frames the decoder cannot produce are failed items."""
+        picked = _Selection(select)
         index = 0
-        while True:
+        while not picked.done(index):
             grabbed = self._capture.grab()
             missed = 0
             while not grabbed and missed < VIDEO_GRAB_RETRIES and self._more_expected(index):
@@ -137,21 +158,42 @@ class VideoSource(FrameSource):
                 if self._more_expected(index):
                     # the container declares more frames than the decoder delivers
                     for lost in range(index, self.total):
-                        yield self._failed(lost, f'video frame {lost} of {self.total} could '
-                                                 'not be decoded (the stream ended early)')
+                        if lost in picked:
+                            yield self._failed(lost, f'video frame {lost} of {self.total} could '
+                                                     'not be decoded (the stream ended early)')
                 return
             for lost in range(index, index + missed):  # broken packets before a good one
-                yield self._failed(lost, f'video frame {lost} could not be decoded')
+                if lost in picked:
+                    yield self._failed(lost, f'video frame {lost} could not be decoded')
             index += missed
-            ok, image = self._capture.retrieve()
-            if not ok or image is None:
-                yield self._failed(index, f'video frame {index} could not be decoded')
-            else:
-                yield SourceFrame(self._meta(index), _as_bgr(image))
+            if index in picked:  # only picked frames are decoded (retrieve)
+                ok, image = self._capture.retrieve()
+                if not ok or image is None:
+                    yield self._failed(index, f'video frame {index} could not be decoded')
+                else:
+                    yield SourceFrame(self._meta(index), _as_bgr(image))
             index += 1
 
     def _more_expected(self, index: int) -> bool:
         return self.total is not None and index < self.total
+
+    def count_frames(self) -> int:
+        """
+        Return the number of frames, counting them when the container does not say.
+
+        Counting grabs through the file once with a second capture (nothing is decoded) and
+        sets ``total``; the frames() iteration is not disturbed.
+        """
+        if self.total is None:
+            capture = cv2.VideoCapture(str(self.path))
+            count = 0
+            try:
+                while capture.grab():
+                    count += 1
+            finally:
+                capture.release()
+            self.total = count
+        return self.total
 
     def _meta(self, index: int) -> FrameMeta:
         return FrameMeta(index, _stamp_at(index, self.fps), self.frame_id)
@@ -181,17 +223,23 @@ class CameraSource(FrameSource):
         fps = float(self._capture.get(cv2.CAP_PROP_FPS))
         self.fps = fps if 0 < fps < 1000 else DEFAULT_FPS
 
-    def frames(self) -> Iterator[SourceFrame]:
+    def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield frames until the camera stops delivering (unplugged) or the caller stops."""
+        picked = _Selection(select)
         index = 0
-        while True:
-            ok, image = self._capture.read()
+        while not picked.done(index):
+            if index not in picked:
+                ok, image = self._capture.grab(), True  # not decoded
+            else:
+                ok, image = self._capture.read()
             if not ok or image is None:
                 if index == 0:
                     raise SourceError(f'{self.description} delivered no frame')
                 raise SourceError(f'{self.description} stopped delivering frames after '
                                   f'{index} frames')
-            yield SourceFrame(FrameMeta(index, time.time_ns(), self.frame_id), _as_bgr(image))
+            if index in picked:
+                yield SourceFrame(FrameMeta(index, time.time_ns(), self.frame_id),
+                                  _as_bgr(image))
             index += 1
 
     def close(self) -> None:
@@ -216,7 +264,7 @@ class ImageFolderSource(FrameSource):
     @classmethod
     def from_folder(cls, folder: pathlib.Path, fps: float = DEFAULT_FPS,
                     frame_id: str = 'camera') -> 'ImageFolderSource':
-        """List the folder's image files; raise SourceError if it has none."""
+        """List the folder's image files (not its subfolders'); raise SourceError if none."""
         paths = sorted(p for p in folder.iterdir()
                        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
@@ -224,9 +272,25 @@ class ImageFolderSource(FrameSource):
                               f' and is not a rosbag2 recording (no metadata.yaml, .db3 or .mcap)')
         return cls(paths, f'{len(paths)} images in {folder}', fps, frame_id)
 
-    def frames(self) -> Iterator[SourceFrame]:
+    @classmethod
+    def from_path(cls, path: pathlib.Path, fps: float = DEFAULT_FPS,
+                  frame_id: str = 'camera') -> 'ImageFolderSource':
+        """Open a folder of images or one image file; raise SourceError if it is neither."""
+        if path.is_dir():
+            return cls.from_folder(path, fps, frame_id)
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            return cls([path], f'image {path}', fps, frame_id)
+        raise SourceError(f'{path} is neither a folder of images nor an image file '
+                          f'({", ".join(IMAGE_SUFFIXES)})')
+
+    def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield each image; a file OpenCV cannot decode is a failed item naming the file."""
+        picked = _Selection(select)
         for index, path in enumerate(self.paths):
+            if picked.done(index):
+                return
+            if index not in picked:
+                continue  # not opened
             meta = FrameMeta(index, _stamp_at(index, self.fps), self.frame_id)
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
@@ -296,11 +360,16 @@ class BagSource(FrameSource):
             return (self.total - 1) / duration_s
         return DEFAULT_FPS
 
-    def frames(self) -> Iterator[SourceFrame]:
+    def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield each message as an image; one that cannot be decoded is a failed item."""
+        picked = _Selection(select)
+        if picked.done(0):
+            return
         try:
             messages = self._reader.messages(connections=self._connections)
             for index, (connection, timestamp, raw) in enumerate(messages):
+                if index not in picked:
+                    continue  # not deserialized
                 try:
                     message = self._reader.deserialize(raw, connection.msgtype)
                 except Exception as error:  # a corrupt record fails its frame, not the run
@@ -317,6 +386,8 @@ class BagSource(FrameSource):
                 except (ImageConversionError, cv2.error) as error:
                     image, reason = None, f'message {index} on {connection.topic}: {error}'
                 yield SourceFrame(meta, image, '' if image is not None else reason)
+                if picked.done(index + 1):
+                    return
         except Exception as error:  # the storage itself failed mid-way (truncated file)
             raise SourceError(f'reading {self.path} failed: {type(error).__name__}: '
                               f'{error}') from error
@@ -362,13 +433,13 @@ def open_source(spec: str, topic: Optional[str] = None, fps: Optional[float] = N
     if path.is_dir():
         if _is_bag_folder(path):
             return BagSource(path, topic)
-        return ImageFolderSource.from_folder(path, fps or DEFAULT_FPS, frame_id)
+        return ImageFolderSource.from_path(path, fps or DEFAULT_FPS, frame_id)
     if not os.access(path, os.R_OK):
         raise SourceError(f'source {spec} is not readable (permission denied)')
     if path.suffix in BAG_SUFFIXES:
         return BagSource(path, topic)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource([path], f'image {path}', fps or DEFAULT_FPS, frame_id)
+        return ImageFolderSource.from_path(path, fps or DEFAULT_FPS, frame_id)
     source = VideoSource(str(path), frame_id)
     if fps:
         source.fps = fps
