@@ -29,7 +29,7 @@ setup(
         # so an installed rk-yolo convert can name the command that sets its toolkit up
         (os.path.join('share', package_name, 'scripts'), ['scripts/setup_rknn_toolkit.sh']),
     ],
-    python_requires='>=3.8',
+    python_requires='>=3.10',  # Ubuntu 22.04 (Humble) and newer; rosbags 0.11 needs it
     # OpenCV is an extra: on a ROS machine apt's python3-opencv is the one cv_bridge is built
     # against, and a pip OpenCV beside it would shadow it (and may pull numpy 2).
     install_requires=['numpy>=1.21', 'psutil', 'PyYAML'],

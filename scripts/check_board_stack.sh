@@ -26,7 +26,7 @@ mkdir -p "$ROOT/log"
 # The versions of Ubuntu 22.04 (numpy 1.21, OpenCV 4.5) and the last releases that support them.
 if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy==1.21.6" \
     "opencv-python-headless==4.5.5.64" "onnxruntime==1.16.3" "onnx==1.14.1" \
-    rosbags psutil PyYAML pytest >"$ROOT/log/board-stack-pip.log" 2>&1 \
+    "rosbags>=0.11,<0.12" psutil PyYAML pytest >"$ROOT/log/board-stack-pip.log" 2>&1 \
   || ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e . \
     >>"$ROOT/log/board-stack-pip.log" 2>&1; then
   tail -n 20 "$ROOT/log/board-stack-pip.log"

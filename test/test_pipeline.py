@@ -189,6 +189,30 @@ def test_sigkill_of_a_worker_mid_stream_is_recovered(caplog):
     assert our_segments() == []
 
 
+def test_workers_leave_stopping_to_the_main_process():
+    """SIGTERM, SIGINT and SIGHUP sent to the workers (systemd, a terminal) stop none of them."""
+    collector = Collector()
+    sent = []
+
+    def on_frame(frame):
+        collector(frame)
+        if frame.frame_id == 5 and not sent:
+            for worker in pipeline.stats().workers:
+                for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    os.kill(worker.pid, number)
+                    sent.append(number)
+
+    pipeline = FramePipeline(small_config(workers=2), RecordingFactory(max_latency_s=0.02),
+                             on_frame, logger=LOGGER)
+    with pipeline:
+        run_frames(pipeline, 30)
+        workers = pipeline.stats().workers
+    assert len(sent) == 6
+    assert [f.frame_id for f in collector.frames] == list(range(30))
+    assert all(f.status is FrameStatus.OK for f in collector.frames)
+    assert [w.restarts for w in workers] == [0, 0]
+
+
 def test_rerun_after_a_crash_starts_from_the_clean_input(tmp_path):
     """A worker that scribbles on a frame and dies: the re-run sees the input as it came."""
     collector = Collector()

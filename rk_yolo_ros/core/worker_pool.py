@@ -21,8 +21,9 @@ dies its frames are re-run on the others while it restarts, and a worker killed 
 wedge a queue lock that other workers share. Its process sentinel wakes the pool the moment it
 dies.
 
-NOTE [shutdown]: ``stop`` sends the ``None`` sentinel to every live worker, waits up to the
-timeout, then terminates and finally kills what is left, and closes every pipe. It is idempotent.
+NOTE [shutdown]: ``stop`` sends the ``STOP`` sentinel to every live worker, waits up to the
+timeout, then kills what is left (workers ignore SIGINT, SIGTERM and SIGHUP: the main process
+alone decides when they stop), and closes every pipe. It is idempotent.
 Frames still held by workers are not reported here: the pipeline owns frame accounting and reports
 them as cancelled (see ``FramePipeline.close``).
 """
@@ -231,11 +232,8 @@ class WorkerPool:
                 continue
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
-                self._log.warning('%s did not stop in %.1f s; terminating it',
-                                  worker.describe(), timeout)
-                process.terminate()
-                process.join(1.0)
-            if process.is_alive():
+                self._log.warning('%s did not stop in %.1f s; killing it', worker.describe(),
+                                  timeout)
                 process.kill()
                 process.join(1.0)
             for conn in (worker.task_conn, worker.result_conn):

@@ -50,8 +50,12 @@ def run_worker(index: int, core_mask: int, cpu: Optional[int], layout: SlotLayou
                processor_factory: Callable[[int, int], Any], task_conn, result_conn,
                parent_pid: int) -> None:
     """Worker process entry point (a module-level function so every start method can run it)."""
-    # Ctrl-C reaches the whole process group; the main process decides how to stop us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C and a closing terminal reach the whole process group, systemd's stop the whole
+    # cgroup: the main process decides how to stop us (it drains, then sends STOP; a worker
+    # killed here would be restarted, or its frames failed). If the main process dies, we
+    # notice (next_job) and exit.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one core per worker: OpenCV's thread pool would only contend
     note = ''
     if cpu is not None:
