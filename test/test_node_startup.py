@@ -76,7 +76,7 @@ def test_node_exits_1_when_its_workers_cannot_be_restarted():
     deadline = time.monotonic() + 90.0
     try:
         while node.poll() is None and time.monotonic() < deadline:
-            if any('ready in' in line for line in lines):  # kill only once it runs
+            if any('active: input' in line for line in lines):  # kill only once it runs
                 for child in psutil.Process(node.pid).children():
                     try:
                         if 'spawn_main' in ' '.join(child.cmdline()) and \

@@ -258,7 +258,7 @@ class YoloNodeLive(_TestBase):
         """Return the newest /diagnostics values of a node's pipeline status as a dict."""
         for array in reversed(self.diagnostics):
             for status in array.status:
-                if status.name == f'{namespace}/yolo_node: pipeline':
+                if status.name == f'/{namespace}/yolo_node: pipeline':
                     return {item.key: item.value for item in status.values}
         return {}
 

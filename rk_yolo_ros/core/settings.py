@@ -193,6 +193,14 @@ SETTINGS: Tuple[Setting, ...] = (
             'frame between publisher and node.', choices=QOS_HISTORY, ros_only=True),
     Setting('qos_depth', Kind.INT, 10, 'Queue depth of the image subscription for keep_last.',
             minimum=1, maximum=10000, ros_only=True),
+    Setting('output_qos_depth', Kind.INT, 30,
+            'Queue depth (Reliable, keep_last) of detections and image_annotated: a subscriber '
+            'that falls this many frames behind (a slow rviz2 or recorder) starts to miss '
+            'them; 30 is one second at camera rate.', minimum=1, maximum=10000, ros_only=True),
+    Setting('autostart', Kind.BOOL, True,
+            'Configure and activate the node (a lifecycle node) as soon as it starts; false '
+            'leaves it unconfigured for a lifecycle manager (ros2 lifecycle set ...).',
+            ros_only=True),
 )
 BY_NAME: Dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 DYNAMIC = tuple(setting.name for setting in SETTINGS if setting.dynamic)
