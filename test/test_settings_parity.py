@@ -21,12 +21,12 @@ in this process) with the same message.
 """
 
 import importlib.util
-import os
 
 from offline_helpers import FAST_RUN
 import pytest
 from rk_yolo_ros import cli
 from rk_yolo_ros.core import settings
+from ros_checks import ros_domain_id
 from settings_cases import BAD_VALUES
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
@@ -78,7 +78,7 @@ def ros_context():
     """Give the tests an rclpy context in a domain of their own."""
     import rclpy
     context = rclpy.Context()
-    rclpy.init(context=context, domain_id=100 + (os.getpid() + 61) % 100)
+    rclpy.init(context=context, domain_id=ros_domain_id(61))
     yield context
     rclpy.try_shutdown(context=context)
 
