@@ -13,7 +13,10 @@ ROSBAGS = 'rosbags>=0.11,<0.12'
 
 def share_files(folder):
     """List the files of a top-level folder for data_files (share/<package>/<folder>)."""
-    return (os.path.join('share', package_name, folder), sorted(glob(os.path.join(folder, '*'))))
+    # Files only: a launch file imported as a module (the tests do) leaves launch/__pycache__/,
+    # and data_files cannot install a folder (the next colcon build would fail).
+    return (os.path.join('share', package_name, folder),
+            sorted(path for path in glob(os.path.join(folder, '*')) if os.path.isfile(path)))
 
 
 setup(

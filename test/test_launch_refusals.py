@@ -24,8 +24,9 @@ import os
 import subprocess
 
 import pytest
+from ros_checks import ros_domain_id
 
-DOMAIN_ID = 100 + (os.getpid() + 19) % 100
+DOMAIN_ID = ros_domain_id(19)
 
 
 def _missing_prerequisites():

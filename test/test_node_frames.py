@@ -21,13 +21,13 @@ them (test_pipeline), the node only must not publish them.
 """
 
 import importlib.util
-import os
 import time
 
 import numpy as np
 import pytest
 
 from rk_yolo_ros.core.pipeline import CompletedFrame, FrameStatus
+from ros_checks import ros_domain_id
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
 # A mark, not a module-level skip: that would skip the whole folder under launch_testing.
@@ -52,7 +52,7 @@ class Running:
 
         self.rclpy = rclpy
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=100 + (os.getpid() + 53) % 100)
+        rclpy.init(context=self.context, domain_id=ros_domain_id(53))
         overrides = [Parameter('backend', value='emulated'), Parameter('workers', value=1),
                      Parameter('cpu_affinity', value=[]), Parameter('output_height', value=240)]
         self.yolo = YoloNode(context=self.context, namespace='frames',
