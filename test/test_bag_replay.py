@@ -31,6 +31,7 @@ import unittest
 from bag_replay_helpers import recorded, stamps_of, video_frames, write_frames_bag
 import pytest
 from rk_yolo_ros.yolo import demo_assets
+from ros_checks import ros_domain_id
 
 try:
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
@@ -50,7 +51,7 @@ except ImportError as error:
 else:
     IMPORT_ERROR = None
 
-DOMAIN_ID = 100 + (os.getpid() + 29) % 100
+DOMAIN_ID = ros_domain_id(29)
 FRAMES = 24
 RATE = '3.0'
 TOPIC = '/camera/image_raw'

@@ -31,6 +31,7 @@ import time
 from bag_replay_helpers import video_frames, write_frames_bag
 import pytest
 from rk_yolo_ros.yolo import demo_assets
+from ros_checks import ros_domain_id
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
 pytestmark = [
@@ -41,7 +42,7 @@ pytestmark = [
                        reason='rosbag2 (ros2 bag) is not installed: the Humble tree has it, '
                        'the minimal Jazzy tree does not'),
 ]
-DOMAIN_ID = 100 + (os.getpid() + 31) % 100
+DOMAIN_ID = ros_domain_id(31)
 FRAMES = 8
 
 

@@ -30,11 +30,12 @@ import time
 
 import numpy as np
 import pytest
+from ros_checks import ros_domain_id
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
 pytestmark = pytest.mark.skipif(not HAVE_ROS, reason='ROS 2 is not sourced; source '
                                 '/opt/ros/<distro>/setup.bash or run scripts/run_tests.sh')
-DOMAIN_ID = 100 + (os.getpid() + 23) % 100
+DOMAIN_ID = ros_domain_id(23)
 TIMEOUT_S = 90.0
 
 
