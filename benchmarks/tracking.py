@@ -204,7 +204,7 @@ def _xywh(boxes):
 
 def _number(value):
     value = float(value)
-    return int(value) if value.is_integer() and abs(value) > 1 else round(value, 4)
+    return int(value) if value.is_integer() else round(value, 4)
 
 
 def time_live_tracks(tracker_class, tracks, frames, seed=0):
