@@ -36,12 +36,16 @@ setup(
     # OpenCV is an extra: on a ROS machine apt's python3-opencv is the one cv_bridge is built
     # against, and a pip OpenCV beside it would shadow it (and may pull numpy 2).
     install_requires=['numpy>=1.21', 'psutil', 'PyYAML'],
+    # scipy (the tracker's assignment solver) is an extra too: detection alone does not need its
+    # ~40 MB, and on a ROS machine rosdep installs apt's python3-scipy (package.xml), built for
+    # apt's numpy.
     extras_require={
         'opencv': ['opencv-python-headless'],
         'onnx': ['onnxruntime'],
         'bag': [ROSBAGS],
+        'tracking': ['scipy>=1.8'],
         'model-tools': ['onnx', 'onnxruntime', ROSBAGS],
-        'test': ['pytest', ROSBAGS, 'onnxruntime', 'onnx'],
+        'test': ['pytest', ROSBAGS, 'onnxruntime', 'onnx', 'scipy>=1.8'],
     },
     zip_safe=True,
     maintainer='rk_yolo_ros maintainers',

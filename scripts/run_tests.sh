@@ -85,7 +85,14 @@ EXTRAS=onnx,bag,test
 "$VENV/bin/python" -c 'import cv2' 2>/dev/null || EXTRAS=$EXTRAS,opencv
 echo "run_tests: installing rk_yolo_ros[$EXTRAS] into $VENV"
 mkdir -p "$LOG"
-if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy<2" -e ".[$EXTRAS]" \
+# Keep the numpy already there (apt's on a ROS machine, which cv_bridge is built against): a
+# dependency such as scipy must fit it rather than pull a newer numpy into the venv.
+NUMPY="numpy<2"
+if INSTALLED=$("$VENV/bin/python" -c \
+    'import numpy; assert numpy.__version__ < "2"; print(numpy.__version__)' 2>/dev/null); then
+  NUMPY="numpy==$INSTALLED"
+fi
+if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "$NUMPY" -e ".[$EXTRAS]" \
     >"$LOG/pip-install.log" 2>&1; then
   tail -n 30 "$LOG/pip-install.log"
   echo "run_tests: pip install failed (full log: $LOG/pip-install.log)" >&2
