@@ -337,7 +337,6 @@ class MultiObjectTracker:
                 setattr(self, name, getattr(self, name)[mask])
 
 
-
 def _noise_scale(boxes: np.ndarray) -> np.ndarray:
     """Return the size each coordinate's noise is proportional to (width or height)."""
     return np.maximum(boxes[:, (2, 3, 2, 3)], 1.0)
