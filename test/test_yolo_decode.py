@@ -202,6 +202,69 @@ def test_nms_matches_an_independent_reference(seed, iou, dense, monkeypatch):
     assert nms_per_class(boxes, scores, class_ids, iou, 5).tolist() == kept[:5].tolist()
 
 
+def _reference_split_candidates(outputs, num_classes, conf):
+    """Decode NCHW box/class(/sum) split heads anchor by anchor, in float64, no NMS."""
+    boxes, scores, class_ids = [], [], []
+    tensors = iter(outputs)
+    for stride in STRIDES:
+        box, cls = next(tensors)[0].astype(np.float64), next(tensors)[0]
+        if len(outputs) == 3 * len(STRIDES):
+            next(tensors)  # the score sum only prefilters
+        for row in range(box.shape[1]):
+            for col in range(box.shape[2]):
+                best = int(np.argmax(cls[:, row, col]))
+                if not cls[best, row, col] > conf:
+                    continue
+                logits = box[:, row, col].reshape(4, 16)
+                weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+                left, top, right, bottom = (weights @ np.arange(16)) / weights.sum(axis=1)
+                cx, cy = (col + 0.5) * stride, (row + 0.5) * stride
+                boxes.append([cx - left * stride, cy - top * stride, cx + right * stride,
+                              cy + bottom * stride])
+                scores.append(cls[best, row, col])
+                class_ids.append(best)
+    return np.array(boxes).reshape(-1, 4), np.array(scores, np.float32), np.array(class_ids)
+
+
+@pytest.mark.parametrize('num_classes,score_sum,nhwc',
+                         [(80, True, False), (80, False, True), (1, True, True),
+                          (1, False, False), (3, True, False)])
+def test_split_decode_matches_a_per_anchor_reference(num_classes, score_sum, nhwc):
+    rng = np.random.default_rng(num_classes)
+    outputs = []
+    for stride in STRIDES:
+        grid = SIZE[1] // stride
+        cls = (rng.random((1, num_classes, grid, grid)) ** (24 * num_classes)).astype(np.float32)
+        outputs += [rng.normal(0, 3, (1, 64, grid, grid)).astype(np.float32), cls]
+        if score_sum:
+            outputs.append(np.minimum(cls.sum(axis=1, keepdims=True), 1.0))
+    expected = _reference_split_candidates(outputs, num_classes, 0.3)
+    assert 200 < len(expected[1]) < 1000  # about 5% of the anchors
+    if nhwc:
+        outputs = [np.ascontiguousarray(o.transpose(0, 2, 3, 1)) for o in outputs]
+    boxes, scores, class_ids = YoloDecoder(SIZE).decode(
+        outputs, DetectionSettings(conf_threshold=0.3, iou_threshold=1.0, max_detections=10000))
+    order = np.argsort(-expected[1], kind='stable')
+    assert class_ids.tolist() == expected[2][order].tolist()
+    np.testing.assert_array_equal(scores, expected[1][order])
+    np.testing.assert_allclose(boxes, expected[0][order], rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize('nhwc', [False, True])
+def test_dfl_gives_the_plain_softmax_bit_for_bit(nhwc):
+    """The faster maximum over the bins must not change a single bit of the distances."""
+    rng = np.random.default_rng(7)
+    cells = 6400
+    box = rng.normal(0, 4, (1, 64, 80, 80)).astype(np.float32)
+    kept = np.sort(rng.choice(cells, 700, replace=False))
+    logits = box.reshape(4, 16, cells)[:, :, kept].transpose(2, 0, 1).astype(np.float32)
+    weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+    expected = (weights @ np.arange(16, dtype=np.float32)) / weights.sum(axis=2)
+    if nhwc:
+        box = np.ascontiguousarray(box.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(YoloDecoder(SIZE)._dfl(box, kept, cells, nhwc), expected)
+
+
 @pytest.mark.parametrize('shapes', [
     [(1, 3, 80)],  # too few values per anchor
     [(1, 2, 3, 4, 5)],

@@ -278,26 +278,26 @@ class YoloDecoder:
                 # sum >= every class score, so this never drops a true candidate
                 total = outputs[head.score_sum].reshape(cells)
                 cells_kept = np.flatnonzero(total > conf)
-                cls_kept = cls[:, cells_kept]
-                best = cls_kept[0] if nc == 1 else cls_kept.max(axis=0)
-                passing = best > conf
-                cells_kept, best = cells_kept[passing], best[passing]
-                cls_kept = cls_kept[:, passing]
+            elif nc == 1:
+                cells_kept = np.flatnonzero(cls[0] > conf)
             else:
-                best_all = cls[0] if nc == 1 else cls.max(axis=0)
-                cells_kept = np.flatnonzero(best_all > conf)
-                best = best_all[cells_kept]
-                cls_kept = cls[:, cells_kept]
+                cells_kept = np.flatnonzero(cls.max(axis=0) > conf)
             if cells_kept.size == 0:
                 continue
-            class_ids = (np.zeros(cells_kept.size, np.int32) if nc == 1
-                         else cls_kept.argmax(axis=0).astype(np.int32))
-            if plan.nhwc:
-                logits = outputs[head.box].reshape(cells, 4, REG_MAX)[cells_kept]
-            else:
-                logits = outputs[head.box].reshape(4, REG_MAX, cells)[:, :, cells_kept]
-                logits = logits.transpose(2, 0, 1)
-            distances = self._dfl(logits.astype(np.float32)) * head.stride  # (K, 4) l, t, r, b
+            cls_kept = cls[:, cells_kept]
+            if nc == 1:
+                class_ids = np.zeros(cells_kept.size, np.int32)
+                best = cls_kept[0]
+            else:  # the score at the first maximum is the maximum: one reduction, not two
+                class_ids = cls_kept.argmax(axis=0).astype(np.int32)
+                best = cls_kept[class_ids, np.arange(cells_kept.size)]
+            if head.score_sum is not None:
+                passing = np.flatnonzero(best > conf)
+                if passing.size == 0:
+                    continue
+                cells_kept, best = cells_kept[passing], best[passing]
+                class_ids = class_ids[passing]
+            distances = self._dfl(outputs[head.box], cells_kept, cells, plan.nhwc) * head.stride
             cx, cy = head.centers_x[cells_kept], head.centers_y[cells_kept]
             all_boxes.append(np.stack([cx - distances[:, 0], cy - distances[:, 1],
                                        cx + distances[:, 2], cy + distances[:, 3]], axis=1))
@@ -308,9 +308,24 @@ class YoloDecoder:
                     np.zeros(0, np.int32))
         return np.concatenate(all_boxes), np.concatenate(all_scores), np.concatenate(all_ids)
 
-    def _dfl(self, logits: np.ndarray) -> np.ndarray:
-        """Return the expected distance of (K, 4, REG_MAX) logits along the last axis."""
-        weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+    def _dfl(self, box: np.ndarray, cells_kept: np.ndarray, cells: int, nhwc: bool) -> np.ndarray:
+        """
+        Return the (K, 4) l, t, r, b expected distances, in grid cells, of the kept cells.
+
+        The softmax runs on the (K, 4, REG_MAX) array fancy indexing yields (C-ordered for both
+        layouts; the order matters, the sums round along it). Its maximum over the bins is
+        taken on a bins-first copy, one element-wise pass per bin, instead of a reduction along
+        a 16-long last axis, which costs numpy a call per anchor side; a maximum is exact
+        whichever way it is taken, so every bit of the result stays the same.
+        """
+        if nhwc:
+            logits = box.reshape(cells, 4, REG_MAX)[cells_kept]
+        else:
+            logits = box.reshape(4, REG_MAX, cells)[:, :, cells_kept].transpose(2, 0, 1)
+        logits = logits.astype(np.float32, copy=False)  # (K, 4, REG_MAX), C-ordered
+        peaks = np.maximum.reduce(np.ascontiguousarray(logits.transpose(2, 0, 1)), axis=0)
+        weights = np.subtract(logits, peaks[:, :, None])
+        np.exp(weights, out=weights)
         return (weights @ self._projection) / weights.sum(axis=2)
 
 
