@@ -49,8 +49,8 @@ import numpy as np
 REG_MAX = 16
 BOX_CHANNELS = 4 * REG_MAX
 KNOWN_STRIDES = (4, 8, 16, 32, 64, 128)
-# Up to this many NMS candidates one (K, K) IoU matrix (4 MiB at 1024) beats K vector passes.
-DENSE_NMS_LIMIT = 1024
+# Up to this many NMS candidates the full IoU matrix is the fastest; above, cluster rounds.
+DENSE_NMS_LIMIT = 32
 
 
 class DecodeError(ValueError):
@@ -334,10 +334,12 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
     """
     Return indices kept by greedy class-aware NMS, best score first, at most max_detections.
 
-    Boxes of different classes never suppress each other: each class is shifted to its own
-    region of the plane (the class-offset trick), then one greedy pass drops every box whose
-    IoU with an already kept box is above the threshold. Works on OpenCV-free numpy, so it
-    behaves the same on OpenCV 4.5 (which lacks NMSBoxesBatched) and newer.
+    Each class is shifted to its own region of the plane (the class-offset trick: class c adds
+    c * (largest coordinate + 1) to all four coordinates, in float32), then greedy NMS runs in
+    score order (ties: lower index first): a box is dropped when its float32 IoU with an
+    already kept box is above the threshold. Boxes of different classes thus never meet unless
+    some lie beyond the top-left image corner. Numpy only, so OpenCV 4.5 (no NMSBoxesBatched)
+    and newer behave the same.
     """
     if scores.size == 0:
         return np.zeros(0, np.int64)
@@ -348,7 +350,9 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
     if order.size <= DENSE_NMS_LIMIT:
         keep = _greedy_dense(ranked, iou_threshold, max_detections)
     else:
-        keep = _greedy_shrinking(ranked, iou_threshold, max_detections)
+        keep = _greedy_by_clusters(ranked, iou_threshold, max_detections)
+        if keep is None:
+            keep = _greedy_exact(ranked, iou_threshold, max_detections)
     return order[keep]
 
 
@@ -356,39 +360,91 @@ def _areas(boxes):
     return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
 
 
-def _greedy_dense(ranked, iou_threshold, max_detections):
-    """Greedy NMS over boxes sorted by score, with the full IoU matrix computed at once."""
-    top_left = np.maximum(ranked[:, None, :2], ranked[None, :, :2])
-    bottom_right = np.minimum(ranked[:, None, 2:], ranked[None, :, 2:])
-    inter = np.prod(np.maximum(bottom_right - top_left, 0), axis=2)
-    areas = _areas(ranked)
-    union = areas[:, None] + areas[None, :] - inter
-    overlaps = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) > iou_threshold
-    suppressed = np.zeros(len(ranked), bool)
-    keep = []
-    for index in range(len(ranked)):
-        if suppressed[index]:
-            continue
-        keep.append(index)
-        if len(keep) == max_detections:
-            break
-        suppressed |= overlaps[index]
-    return np.asarray(keep, np.int64)
+def _ious(a, b):
+    """
+    Return the float32 IoU of boxes a and b, each (x1, y1, x2, y2, area) arrays or scalars.
+
+    This arithmetic, in this order, is the definition NMS follows bit for bit.
+    """
+    inter_w = np.maximum(np.minimum(a[2], b[2]) - np.maximum(a[0], b[0]), 0)
+    inter_h = np.maximum(np.minimum(a[3], b[3]) - np.maximum(a[1], b[1]), 0)
+    inter = inter_w * inter_h
+    union = a[4] + b[4] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _greedy_shrinking(ranked, iou_threshold, max_detections):
-    """Greedy NMS over boxes sorted by score, one vector pass over the survivors per keep."""
-    x1, y1, x2, y2 = ranked[:, 0], ranked[:, 1], ranked[:, 2], ranked[:, 3]
-    areas = _areas(ranked)
-    remaining = np.arange(len(ranked))
+def _columns(ranked, areas, index):
+    """Return the boxes at index as x1, y1, x2, y2, area arrays."""
+    return [ranked[index, 0], ranked[index, 1], ranked[index, 2], ranked[index, 3], areas[index]]
+
+
+def _greedy_exact(ranked, iou_threshold, max_detections):
+    """Greedy NMS over boxes sorted by score, one box at a time."""
+    return _greedy_one_by_one(_columns(ranked, _areas(ranked), slice(None)), iou_threshold,
+                              max_detections)
+
+
+def _greedy_one_by_one(boxes, iou_threshold, max_detections):
+    """Greedy NMS over (x1, y1, x2, y2, area) columns in score order, one vector pass per keep."""
+    remaining = np.arange(len(boxes[4]))
     keep = []
     while remaining.size and len(keep) < max_detections:
         best, rest = remaining[0], remaining[1:]
         keep.append(best)
-        inter_w = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
-        inter_h = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0)
-        inter = inter_w * inter_h
-        union = areas[best] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        iou = _ious([column[best] for column in boxes], [column[rest] for column in boxes])
         remaining = rest[iou <= iou_threshold]
     return np.asarray(keep, np.int64)
+
+
+def _greedy_dense(ranked, iou_threshold, max_detections):
+    """Greedy NMS over boxes sorted by score, from the full IoU matrix (for few boxes)."""
+    boxes = _columns(ranked, _areas(ranked), slice(None))
+    overlaps = _ious([c[:, None] for c in boxes], [c[None, :] for c in boxes]) > iou_threshold
+    suppressed = np.zeros(len(ranked), bool)
+    keep = []
+    for index in range(len(ranked)):
+        if not suppressed[index]:
+            keep.append(index)
+            if len(keep) == max_detections:
+                break
+            suppressed |= overlaps[index]
+    return np.asarray(keep, np.int64)
+
+
+def _greedy_by_clusters(ranked, iou_threshold, max_detections):
+    """
+    Return _greedy_exact's result, computed for all clusters at once; None if it cannot.
+
+    Boxes are split into clusters along x: sorted by x1, a new cluster starts where x1 reaches
+    the largest x2 so far, so boxes of different clusters never intersect (IoU 0, which with a
+    threshold >= 0 suppresses nothing) and greedy NMS can run on each cluster alone. Each round
+    keeps the best remaining box of every cluster and drops the boxes of its cluster that it
+    overlaps above the threshold, with _greedy_exact's arithmetic, until one cluster is left,
+    which finishes one box at a time. With the class offset putting classes in clusters of
+    their own, rounds number the most boxes one cluster keeps, not all boxes kept.
+    """
+    areas = _areas(ranked)
+    if not iou_threshold >= 0 or not np.isfinite(areas).all():
+        return None  # a finite area leaves no NaN coordinate and no infinite side
+    by_x1 = np.argsort(ranked[:, 0])
+    starts = ranked[by_x1, 0]
+    reach = np.maximum.accumulate(ranked[by_x1, 2])
+    cluster = np.empty(len(ranked), np.int64)
+    cluster[by_x1] = np.cumsum(np.concatenate(([True], starts[1:] >= reach[:-1])))
+    remaining = np.argsort(cluster, kind='stable')  # by cluster, then score
+    cluster = cluster[remaining]
+    boxes = _columns(ranked, areas, remaining)
+    keep = []
+    while remaining.size:
+        first = np.concatenate(([True], cluster[1:] != cluster[:-1]))
+        leaders = np.flatnonzero(first)
+        if leaders.size == 1:
+            keep.append(remaining[_greedy_one_by_one(boxes, iou_threshold, max_detections)])
+            break
+        keep.append(remaining[leaders])
+        which = leaders[np.cumsum(first) - 1]  # each box's cluster leader
+        survivors = _ious([column[which] for column in boxes], boxes) <= iou_threshold
+        survivors[leaders] = False
+        remaining, cluster = remaining[survivors], cluster[survivors]
+        boxes = [column[survivors] for column in boxes]
+    return np.sort(np.concatenate(keep))[:max_detections]
