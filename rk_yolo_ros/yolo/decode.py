@@ -431,7 +431,9 @@ def _greedy_by_clusters(ranked, iou_threshold, max_detections):
     reach = np.maximum.accumulate(ranked[by_x1, 2])
     cluster = np.empty(len(ranked), np.int64)
     cluster[by_x1] = np.cumsum(np.concatenate(([True], starts[1:] >= reach[:-1])))
-    remaining = np.argsort(cluster, kind='stable')  # by cluster, then score
+    # by cluster, then score (small integer keys make numpy's stable sort a radix sort)
+    remaining = np.argsort(cluster.astype(np.uint16) if len(ranked) < 2 ** 16 else cluster,
+                           kind='stable')
     cluster = cluster[remaining]
     boxes = _columns(ranked, areas, remaining)
     keep = []
