@@ -267,7 +267,7 @@ class YoloDecoder:
     def _candidates_split(self, plan, outputs, settings):
         conf = settings.conf_threshold
         nc = plan.num_classes
-        all_boxes, all_scores, all_ids = [], [], []
+        found = []  # per stride: head, kept cells, scores, class ids, DFL logits
         for head in plan.heads:
             cells = head.grid[0] * head.grid[1]
             if plan.nhwc:
@@ -297,32 +297,37 @@ class YoloDecoder:
                     continue
                 cells_kept, best = cells_kept[passing], best[passing]
                 class_ids = class_ids[passing]
-            distances = self._dfl(outputs[head.box], cells_kept, cells, plan.nhwc) * head.stride
-            cx, cy = head.centers_x[cells_kept], head.centers_y[cells_kept]
-            all_boxes.append(np.stack([cx - distances[:, 0], cy - distances[:, 1],
-                                       cx + distances[:, 2], cy + distances[:, 3]], axis=1))
-            all_scores.append(best.astype(np.float32))
-            all_ids.append(class_ids)
-        if not all_boxes:
+            if plan.nhwc:
+                logits = outputs[head.box].reshape(cells, 4, REG_MAX)[cells_kept]
+            else:
+                logits = outputs[head.box].reshape(4, REG_MAX, cells)[:, :, cells_kept]
+                logits = logits.transpose(2, 0, 1)  # (K, 4, REG_MAX), C-ordered
+            found.append((head, cells_kept, best, class_ids, logits))
+        if not found:
             return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                     np.zeros(0, np.int32))
-        return np.concatenate(all_boxes), np.concatenate(all_scores), np.concatenate(all_ids)
+        heads, cells_kept, scores, class_ids, logits = zip(*found)
+        # one DFL and one box assembly for all strides: fewer numpy calls, same arithmetic
+        strides = np.concatenate([np.full(cells.size, head.stride, np.float32)
+                                  for head, cells in zip(heads, cells_kept)])
+        distances = self._dfl(np.concatenate(logits)) * strides[:, None]  # l, t, r, b
+        cx = np.concatenate([h.centers_x[c] for h, c in zip(heads, cells_kept)])
+        cy = np.concatenate([h.centers_y[c] for h, c in zip(heads, cells_kept)])
+        boxes = np.stack([cx - distances[:, 0], cy - distances[:, 1],
+                          cx + distances[:, 2], cy + distances[:, 3]], axis=1)
+        return boxes, np.concatenate(scores).astype(np.float32), np.concatenate(class_ids)
 
-    def _dfl(self, box: np.ndarray, cells_kept: np.ndarray, cells: int, nhwc: bool) -> np.ndarray:
+    def _dfl(self, logits: np.ndarray) -> np.ndarray:
         """
-        Return the (K, 4) l, t, r, b expected distances, in grid cells, of the kept cells.
+        Return the (K, 4) expected distances, in grid cells, of C-ordered (K, 4, REG_MAX) logits.
 
-        The softmax runs on the (K, 4, REG_MAX) array fancy indexing yields (C-ordered for both
-        layouts; the order matters, the sums round along it). Its maximum over the bins is
-        taken on a bins-first copy, one element-wise pass per bin, instead of a reduction along
-        a 16-long last axis, which costs numpy a call per anchor side; a maximum is exact
-        whichever way it is taken, so every bit of the result stays the same.
+        The softmax runs on that C-ordered array (the order matters: the sums round along
+        it). Its maximum over the bins is taken on a bins-first copy, one element-wise pass per
+        bin, instead of a reduction along a 16-long last axis, which costs numpy a call per
+        anchor side; a maximum is exact whichever way it is taken, so every bit of the result
+        stays the same.
         """
-        if nhwc:
-            logits = box.reshape(cells, 4, REG_MAX)[cells_kept]
-        else:
-            logits = box.reshape(4, REG_MAX, cells)[:, :, cells_kept].transpose(2, 0, 1)
-        logits = logits.astype(np.float32, copy=False)  # (K, 4, REG_MAX), C-ordered
+        logits = logits.astype(np.float32, copy=False)
         peaks = np.maximum.reduce(np.ascontiguousarray(logits.transpose(2, 0, 1)), axis=0)
         weights = np.subtract(logits, peaks[:, :, None])
         np.exp(weights, out=weights)
