@@ -21,8 +21,11 @@ generated classes and rosbags' classes both work): a raw image needs ``encoding`
 validated before any decoding, and anything that does not fit raises ``ImageConversionError``
 naming the encoding (or format) and the sizes involved.
 
-Decoding the bytes is pluggable: the node hands in cv_bridge's ``imgmsg_to_cv2`` /
-``compressed_imgmsg_to_cv2``, the offline path uses the numpy/OpenCV decoders here.
+Decoding the bytes is pluggable: the node hands in cv_bridge's ``imgmsg_to_cv2``, the offline
+path uses the numpy/OpenCV decoders here. A compressed image need not be decoded here at all:
+``check_compressed_image`` (format, signature, end marker: cheap) runs where the message
+arrives, and the pipeline's workers decode the bytes (``FramePipeline.submit_encoded``) with
+the same rule as ``compressed_image_to_bgr`` (``rk_yolo_ros.core.frame_decoding``).
 (rosbags-image was not used: it ignores ``step``, so a padded row stride yields a sheared image,
 and it asserts instead of raising on undecodable data.)
 """
@@ -31,6 +34,9 @@ from typing import Any, Callable, Dict, Optional
 
 import cv2
 import numpy as np
+
+from rk_yolo_ros.core import frame_decoding
+from rk_yolo_ros.core.frame_decoding import byte_array, FrameDecodeError, to_bgr
 
 # Supported raw encodings: channels per pixel and the OpenCV conversion to BGR (None: already).
 # OpenCV names Bayer patterns by the second row, so ROS 'rggb' is OpenCV 'BG' and so on.
@@ -56,16 +62,6 @@ _END_MARKER_WINDOW = 32
 
 class ImageConversionError(ValueError):
     """An image message cannot be turned into a BGR frame; the text names what and why."""
-
-
-def _byte_view(data: Any) -> np.ndarray:
-    """Return the message's bytes as a flat uint8 array without copying where possible."""
-    if isinstance(data, np.ndarray):
-        return data.reshape(-1).view(np.uint8) if data.dtype.itemsize == 1 else \
-            np.frombuffer(data.tobytes(), np.uint8)
-    if isinstance(data, (list, tuple)):
-        return np.asarray(data, np.uint8)
-    return np.frombuffer(data, np.uint8)  # bytes, bytearray, array.array('B'), memoryview
 
 
 def describe_raw(msg: Any) -> str:
@@ -114,7 +110,7 @@ def unpack_raw_pixels(msg: Any) -> np.ndarray:
     """Return the pixels of a checked raw image as (H, W) or (H, W, C) uint8, honouring step."""
     channels = RAW_ENCODINGS[msg.encoding][0]
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    rows = _byte_view(msg.data)[:step * height].reshape(height, step)
+    rows = byte_array(msg.data)[:step * height].reshape(height, step)
     pixels = rows[:, :width * channels]  # drop row padding (a strided view, no copy)
     return pixels.reshape(height, width, channels) if channels > 1 else pixels
 
@@ -183,7 +179,7 @@ def compressed_kind(format_text: str, data: np.ndarray) -> str:
 
 def check_compressed_image(msg: Any) -> str:
     """Check a CompressedImage's format, signature and end marker; return 'jpeg' or 'png'."""
-    data = _byte_view(msg.data)
+    data = byte_array(msg.data)
     if data.size == 0:
         raise ImageConversionError(f'empty compressed image (format {msg.format!r})')
     kind = compressed_kind(msg.format, data)
@@ -198,7 +194,7 @@ def check_compressed_image(msg: Any) -> str:
 
 def decode_compressed(msg: Any) -> Optional[np.ndarray]:
     """Decode compressed bytes with OpenCV (colour as BGR, grey as 2-D); None if undecodable."""
-    return cv2.imdecode(_byte_view(msg.data), cv2.IMREAD_ANYCOLOR)
+    return frame_decoding.decode(msg.data)
 
 
 def compressed_image_to_bgr(msg: Any,
@@ -206,25 +202,16 @@ def compressed_image_to_bgr(msg: Any,
     """
     Check a sensor_msgs/CompressedImage and return it decoded as BGR uint8 (H, W, 3).
 
-    ``decode(msg)`` returns OpenCV's decoding (cv_bridge's ``compressed_imgmsg_to_cv2`` in the
-    node); by default ``decode_compressed``.
+    ``decode(msg)`` returns OpenCV's decoding (cv_bridge's ``compressed_imgmsg_to_cv2`` where
+    the node decodes in its own process); by default ``decode_compressed``. The pipeline's
+    workers decode with the same rule (``rk_yolo_ros.core.frame_decoding``).
     """
     kind = check_compressed_image(msg)
-    image = (decode or decode_compressed)(msg)
-    if image is None or image.size == 0:
-        raise ImageConversionError(f'{kind} data of {len(msg.data)} bytes (format '
-                                   f'{msg.format!r}) could not be decoded')
-    if image.dtype != np.uint8:
-        raise ImageConversionError(f'{kind} image (format {msg.format!r}) decoded to '
-                                   f'{image.dtype}; expected 8-bit colour or grey')
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ImageConversionError(f'{kind} image (format {msg.format!r}) decoded to shape '
-                               f'{image.shape}; expected grey or colour')
+    try:
+        return to_bgr((decode or decode_compressed)(msg),
+                      f'{kind} data of {len(msg.data)} bytes (format {msg.format!r})')
+    except FrameDecodeError as error:
+        raise ImageConversionError(str(error)) from error
 
 
 def is_compressed(msg: Any) -> bool:
