@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import os
 import threading
 import time
-from typing import Tuple
+from typing import NamedTuple, Tuple
 
 import numpy as np
 
@@ -91,6 +91,20 @@ class RecordingFactory:
                                   set(self.exit_ids), self.seed, self.crash_once_dir)
 
 
+class StagedReport(NamedTuple):
+    """What a staged test processor saw in each stage, and on which thread."""
+
+    frame_id: int
+    input_mean: float  # of what prepare read: the source, else the frame
+    input_shape: Tuple[int, ...]
+    source_size: Tuple[int, int]  # the task's (width, height)
+    prepare_thread: str
+    infer_thread: str
+    finish_thread: str
+    frame_shape: Tuple[int, ...]  # of the output-size frame finish got
+    frame_mean: float  # of that frame, before finish marked it
+
+
 class StagedRecordingProcessor(StagedFrameProcessor):
     """Record which thread ran each stage and in what order; fail in a chosen stage."""
 
@@ -103,10 +117,12 @@ class StagedRecordingProcessor(StagedFrameProcessor):
         if self.fail_stage.get(frame_id) == stage:
             raise ValueError(f'injected {stage} failure on frame {frame_id}')
 
-    def prepare(self, frame, task):
-        """Read the frame as the worker resized it."""
+    def prepare(self, frame, task, source=None):
+        """Read the input: the source the worker holds, else the frame the main process wrote."""
         self._maybe_fail('prepare', task.frame_id)
-        return task.frame_id, float(frame.mean()), threading.current_thread().name
+        pixels = source if source is not None else frame
+        return task.frame_id, float(pixels.mean()), pixels.shape, task.source_size, \
+            threading.current_thread().name
 
     def infer(self, prepared):
         """Sleep like an NPU call."""
@@ -115,10 +131,11 @@ class StagedRecordingProcessor(StagedFrameProcessor):
         return prepared + (threading.current_thread().name,)
 
     def finish(self, frame, task, inferred):
-        """Mark the frame and report."""
+        """Mark the frame and report (with the mean of the frame as filled by the worker)."""
         self._maybe_fail('finish', task.frame_id)
+        mean = float(frame.mean())
         frame[0, 0] = 255 - frame[0, 0]
-        return inferred + (threading.current_thread().name, frame.shape)
+        return StagedReport(*inferred, threading.current_thread().name, frame.shape, mean)
 
 
 @dataclass

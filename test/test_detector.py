@@ -96,6 +96,31 @@ def test_same_boxes_from_720p_frame_and_from_the_original(detector, bus):
 
 
 @needs_onnxruntime
+def test_a_source_is_letterboxed_at_its_own_size_and_drawn_into_the_frame(detector, bus):
+    """
+    Given the source, the model input is made from its own pixels, not the output frame's.
+
+    A 360-row frame is not enlarged to 720 rows first: the detections equal those of the
+    source processed on its own, in its pixels, and the boxes are drawn into the 720p frame.
+    """
+    height, width = bus.shape[:2]
+    small = cv2.resize(bus, (int(round(width * 360 / height)), 360), interpolation=cv2.INTER_AREA)
+    task = FrameTask(0, (small.shape[1], small.shape[0]), DetectionSettings())
+    alone = detector.process(small.copy(), task)
+    frame = to_720p(small)
+    before = frame.copy()
+    from_source = detector.process(frame, task, source=small)
+    enlarged = detector.process(to_720p(small), task)  # what the old intake did
+    assert len(alone) >= 2
+    np.testing.assert_array_equal(from_source.boxes, alone.boxes)
+    np.testing.assert_array_equal(from_source.scores, alone.scores)
+    assert not np.array_equal(enlarged.scores, alone.scores)  # enlarging changes the input
+    changed = np.any(frame != before, axis=2)
+    x1, y1, x2, y2 = (from_source.boxes[0] * 2).astype(int)  # source -> 720p frame pixels
+    assert changed[y1:y2, x1].any() or changed[y1:y2, x1 + 1].any()  # box edge drawn
+
+
+@needs_onnxruntime
 def test_no_drawing_when_disabled(detector, bus):
     frame = to_720p(bus)
     before = frame.copy()

@@ -23,6 +23,8 @@ import sys
 import threading
 import time
 
+import cv2
+import numpy as np
 from pipeline_helpers import BrokenFactory, make_frame, RecordingFactory, StagedFactory
 import pytest
 
@@ -58,6 +60,7 @@ class Collector:
         """Start empty."""
         self.frames = []
         self.first_pixels = []
+        self.image_shapes = {}  # frame id -> shape of the image it came back with
         self.max_in_flight = 0
         self.pipeline = pipeline_ref
 
@@ -66,6 +69,7 @@ class Collector:
         self.frames.append(frame)
         if frame.image is not None:  # None: the frame failed before intake
             self.first_pixels.append(int(frame.image[0, 0, 0]))
+            self.image_shapes[frame.frame_id] = frame.image.shape
         if self.pipeline is not None:
             self.max_in_flight = max(self.max_in_flight, self.pipeline.stats().counters.in_flight)
 
@@ -359,11 +363,139 @@ def test_staged_processor_overlaps_stages_and_keeps_order(staging_pixels):
     for frame in collector.frames:
         if frame.status != 'ok':
             continue
-        frame_id, mean, prepare_thread, infer_thread, finish_thread, shape = frame.result
-        assert frame_id == frame.frame_id and shape == (180, 320, 3)
-        assert mean == pytest.approx(frame.frame_id % 200 + 20)
-        assert (prepare_thread, infer_thread, finish_thread) == ('intake', 'infer', 'MainThread')
+        report = frame.result
+        assert report.frame_id == frame.frame_id and report.frame_shape == (180, 320, 3)
+        # staged: prepare reads the source as it came; else the frame the main process resized
+        assert report.input_shape == ((360, 640, 3) if staging_pixels else (180, 320, 3))
+        assert report.input_mean == pytest.approx(frame.frame_id % 200 + 20)
+        assert report.frame_mean == pytest.approx(frame.frame_id % 200 + 20)
+        assert (report.prepare_thread, report.infer_thread, report.finish_thread) == \
+            ('intake', 'infer', 'MainThread')
         assert collector.first_pixels[frame.frame_id] == 255 - (frame.frame_id % 200 + 20)
+
+
+@pytest.mark.parametrize('staging_pixels', [0, 1920 * 1080])
+@pytest.mark.parametrize('size', [(160, 90), (200, 100), (320, 180)])
+def test_a_frame_no_larger_than_the_output_reaches_the_processor_at_its_own_size(
+        size, staging_pixels):
+    """
+    Nothing is enlarged before inference: prepare reads the source as it came.
+
+    The frame finish draws into is still output size, filled from the source by the worker.
+    Even with no staging asked for, a slot can stage any frame no larger than the output.
+    """
+    width, height = size
+    collector = Collector()
+    with FramePipeline(small_config(workers=1, staging_pixels=staging_pixels), StagedFactory(),
+                       collector) as pipeline:
+        pipeline.submit(make_frame(5, width=width, height=height))
+        assert pipeline.flush(timeout=30)
+    frame = collector.frames[0]
+    out_w, out_h = output_size(width, height, 180, 320)
+    assert frame.status is FrameStatus.OK and frame.source_size == (width, height)
+    assert collector.image_shapes[0] == (out_h, out_w, 3)
+    report = frame.result
+    assert report.input_shape == (height, width, 3) and report.source_size == (width, height)
+    assert report.frame_shape == (out_h, out_w, 3)
+    assert report.input_mean == report.frame_mean == pytest.approx(5 % 200 + 20)
+
+
+def encoded(frame, extension='.png'):
+    """Return the bytes of ``frame`` compressed as ``extension`` by OpenCV."""
+    ok, data = cv2.imencode(extension, frame)
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize('factory', [RecordingFactory(), StagedFactory()],
+                         ids=['one-stage', 'staged'])
+def test_compressed_frames_are_decoded_in_the_worker(factory):
+    """
+    submit_encoded: the worker decodes, sizes and fills the frame; bad bytes fail alone.
+
+    The frame that does not decode comes back FAILED at the DECODE stage with the reason, in
+    its place, and the worker goes on (no restart).
+    """
+    grey = np.full((90, 160), 77, np.uint8)  # 2-D: decodes to grey, converted to BGR
+    inputs = [encoded(make_frame(1, 640, 360)),
+              b'\xff\xd8\xff\xe0' + bytes(range(256)) * 4 + b'\xff\xd9',  # no JPEG inside
+              encoded(make_frame(3, 400, 300), '.jpg'),
+              encoded(grey)]
+    collector = Collector()
+    with FramePipeline(small_config(workers=1), factory, collector) as pipeline:
+        ids = [pipeline.submit_encoded(data, meta=index) for index, data in enumerate(inputs)]
+        assert pipeline.flush(timeout=30)
+        stats = pipeline.stats()
+    assert ids == [0, 1, 2, 3] and [f.meta for f in collector.frames] == [0, 1, 2, 3]
+    assert [f.status for f in collector.frames] == ['ok', 'failed', 'ok', 'ok']
+    bad = collector.frames[1]
+    assert bad.stage is FailureStage.DECODE and bad.source_size is None
+    assert 1 not in collector.image_shapes
+    assert f'compressed frame of {len(inputs[1])} bytes could not be decoded' in bad.error
+    sizes = {0: (640, 360), 2: (400, 300), 3: (160, 90)}
+    values = {0: 21, 2: 23, 3: 77}
+    for index, size in sizes.items():
+        frame = collector.frames[index]
+        out_w, out_h = output_size(*size, 180, 320)
+        assert frame.source_size == size and collector.image_shapes[index] == (out_h, out_w, 3)
+        result = frame.result
+        if isinstance(factory, StagedFactory):
+            assert result.input_shape == (size[1], size[0], 3) and result.source_size == size
+            assert result.frame_mean == pytest.approx(values[index], abs=1.0)
+        else:
+            assert result.shape == (out_h, out_w, 3)
+            assert result.mean == pytest.approx(values[index], abs=1.0)
+    assert stats.workers[0].restarts == 0 and stats.counters.accepted == 4
+    assert (stats.counters.ok, stats.counters.failed) == (3, 1)
+
+
+def test_compressed_rerun_after_a_crash_decodes_the_clean_bytes_again(tmp_path):
+    """The compressed bytes stay in the slot: a frame re-run after a crash decodes again."""
+    collector = Collector()
+    factory = RecordingFactory(crash_once_dir=str(tmp_path))
+    with FramePipeline(small_config(workers=2), factory, collector) as pipeline:
+        for index in range(6):
+            pipeline.submit_encoded(encoded(make_frame(index)))
+        assert pipeline.flush(timeout=60)
+    assert (tmp_path / 'crashed').exists()
+    assert [f.status for f in collector.frames] == ['ok'] * 6
+    assert collector.frames[2].result.mean == pytest.approx(2 % 200 + 20)
+
+
+def test_compressed_frame_larger_than_the_staging_area_is_decoded_here(caplog):
+    """
+    Bytes that do not fit a slot's staging area are decoded in the main process, not refused.
+
+    That is logged once; bytes that do not decode there fail at the DECODE stage all the same.
+    """
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)  # PNG can hardly shrink it
+    config = small_config(workers=1, staging_pixels=0)
+    large, garbage = encoded(noise), b'\x89PNG\r\n\x1a\n' + bytes(config.staging_bytes())
+    assert len(large) > config.staging_bytes()
+    collector = Collector()
+    with caplog.at_level(logging.WARNING):
+        with FramePipeline(config, RecordingFactory(), collector, logger=LOGGER) as pipeline:
+            for data in (large, garbage, large):
+                pipeline.submit_encoded(data)
+            assert pipeline.flush(timeout=30)
+    assert [f.status for f in collector.frames] == ['ok', 'failed', 'ok']
+    assert collector.frames[0].source_size == (640, 360)
+    assert collector.frames[0].result.shape == (180, 320, 3)
+    assert collector.frames[0].result.mean == pytest.approx(
+        cv2.resize(noise, (320, 180), interpolation=cv2.INTER_LINEAR).mean(), abs=0.01)
+    assert collector.frames[1].stage is FailureStage.DECODE
+    assert 'could not be decoded' in collector.frames[1].error
+    assert caplog.text.count('exceeds the') == 1
+    assert f'{config.staging_bytes()}-byte staging area' in caplog.text
+
+
+def test_compressed_input_needs_bytes():
+    """No bytes at all is a caller's error, not a frame."""
+    with FramePipeline(small_config(workers=1), RecordingFactory(), Collector()) as pipeline:
+        with pytest.raises(ValueError, match='got 0 bytes'):
+            pipeline.submit_encoded(b'')
+        assert pipeline.stats().counters.accepted == 0
 
 
 def test_workers_are_pinned_to_available_cpus_and_warn_otherwise(caplog):

@@ -137,11 +137,18 @@ class StagedFrameProcessor(FrameProcessor):
     NPU core busy back to back. ``prepare`` of one frame may run while ``infer`` of the previous
     one is still reading its input, so ``prepare`` must not reuse a buffer still in use (a ring
     of three is enough: the worker holds at most three frames).
+
+    Where the worker has the input at its own size (it was staged, or decoded in the worker),
+    ``prepare`` gets it as ``source``: the model input is made from the source's own pixels (a
+    frame smaller than the output is never enlarged first, and a larger one is resized once,
+    not twice), and ``frame`` is filled from the source while the frame is on the NPU, so
+    ``prepare`` must not read ``frame`` then. ``finish`` always gets ``frame`` filled.
     """
 
     @abc.abstractmethod
-    def prepare(self, frame: np.ndarray, task: FrameTask) -> Any:
-        """Do the CPU work before inference; return what ``infer`` needs."""
+    def prepare(self, frame: np.ndarray, task: FrameTask,
+                source: Optional[np.ndarray] = None) -> Any:
+        """Do the CPU work before inference (from ``source`` if given); return infer's input."""
 
     @abc.abstractmethod
     def infer(self, prepared: Any) -> Any:
@@ -151,6 +158,7 @@ class StagedFrameProcessor(FrameProcessor):
     def finish(self, frame: np.ndarray, task: FrameTask, inferred: Any) -> Any:
         """Turn the inference output into the frame's result; draw into ``frame``."""
 
-    def process(self, frame: np.ndarray, task: FrameTask) -> Any:
-        """Run the three stages in a row."""
-        return self.finish(frame, task, self.infer(self.prepare(frame, task)))
+    def process(self, frame: np.ndarray, task: FrameTask,
+                source: Optional[np.ndarray] = None) -> Any:
+        """Run the three stages in a row (``frame`` filled, ``source`` optional)."""
+        return self.finish(frame, task, self.infer(self.prepare(frame, task, source)))

@@ -29,7 +29,7 @@ import logging
 from multiprocessing import shared_memory
 import os
 import secrets
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 import psutil
@@ -48,7 +48,8 @@ class SlotLayout:
     max_height: int
     max_width: int
     channels: int = 3
-    staging_bytes: int = 0  # room for a source frame the worker resizes (0: none)
+    # room for a source frame the worker resizes, or its compressed bytes (0: none)
+    staging_bytes: int = 0
 
     @property
     def frame_bytes(self) -> int:
@@ -59,6 +60,15 @@ class SlotLayout:
     def slot_bytes(self) -> int:
         """Bytes reserved per slot: the frame area, then the staging area."""
         return self.frame_bytes + self.staging_bytes
+
+
+def output_size(source_width: int, source_height: int, height: int,
+                max_width: int) -> Tuple[int, int]:
+    """Size (width, height) a source frame takes in a slot: ``height`` rows, aspect kept."""
+    scale = height / source_height
+    if source_width * scale > max_width:
+        scale = max_width / source_width
+    return max(1, int(round(source_width * scale))), max(1, int(round(source_height * scale)))
 
 
 def _owner_pid(segment_name: str) -> int:
@@ -113,7 +123,8 @@ class FrameSlots:
         Create the block for ``count`` slots of max_height x max_width x channels bytes.
 
         ``staging_bytes`` adds a second area per slot where the main process can put an input
-        frame as it came, for the worker to resize (see ``PipelineConfig.staging_pixels``).
+        frame as it came, or its compressed bytes, for the worker to resize or decode (see
+        ``PipelineConfig.staging_pixels``).
         """
         if count < 1:
             raise ValueError(f'slot count must be >= 1, got {count}')
@@ -151,6 +162,17 @@ class FrameSlots:
         return np.ndarray((height, width, layout.channels), dtype=np.uint8,
                           buffer=self._shm.buf, offset=slot * layout.slot_bytes
                           + layout.frame_bytes)
+
+    def staging_bytes(self, slot: int, size: int) -> np.ndarray:
+        """Return a writable view of the first ``size`` bytes of a slot's staging area."""
+        layout = self.layout
+        if not 0 <= slot < layout.count:
+            raise IndexError(f'slot {slot} out of range 0..{layout.count - 1}')
+        if not 0 <= size <= layout.staging_bytes:
+            raise ValueError(f'{size} bytes do not fit the staging area '
+                             f'({layout.staging_bytes} bytes)')
+        return np.ndarray((size,), dtype=np.uint8, buffer=self._shm.buf,
+                          offset=slot * layout.slot_bytes + layout.frame_bytes)
 
     def unlink(self) -> None:
         """Remove the block's name from /dev/shm (creator only); safe to call twice."""

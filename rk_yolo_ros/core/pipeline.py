@@ -17,11 +17,13 @@
 The no-skip frame pipeline: intake into shared-memory slots, workers, in-order release.
 
 ``submit`` puts a frame into a free slot and hands it to the worker pool; with no free slot it
-blocks (backpressure) instead of dropping anything. ``submit_failed`` takes a frame that could
-not be read (its id keeps the sequence whole). A collector thread reads results, restarts dead
-workers, and calls ``on_frame`` once per accepted frame, in strict frame order, then frees the
-slot. Every accepted frame ends in exactly one call, with a ``FrameStatus``: OK, FAILED (it could
-not be read, the worker raised, or workers died on it repeatedly) or CANCELLED (shut down first).
+blocks (backpressure) instead of dropping anything. ``submit_encoded`` does the same with the
+bytes of a compressed frame, which the worker decodes. ``submit_failed`` takes a frame that
+could not be read (its id keeps the sequence whole). A collector thread reads results, restarts
+dead workers, and calls ``on_frame`` once per accepted frame, in strict frame order, then frees
+the slot. Every accepted frame ends in exactly one call, with a ``FrameStatus``: OK, FAILED (it
+could not be read or decoded, the worker raised, or workers died on it repeatedly) or CANCELLED
+(shut down first).
 
 This module and ``frame_processing``, ``settings`` and ``counters`` are the core's public API;
 the adapters (ROS node, ``rk-yolo``, model tools, benchmarks) use nothing else of the core.
@@ -38,11 +40,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.core import settings as settings_table
+from rk_yolo_ros.core import frame_decoding, settings as settings_table
 from rk_yolo_ros.core.counters import CounterSnapshot, FrameCounters
 from rk_yolo_ros.core.cpu_affinity import plan_worker_cpus, RK3588_BIG_CORES
 from rk_yolo_ros.core.frame_processing import FailureStage, FrameStatus, FrameTask
-from rk_yolo_ros.core.frame_slots import FrameSlots, remove_stale_segments
+from rk_yolo_ros.core.frame_slots import FrameSlots, output_size, remove_stale_segments
 from rk_yolo_ros.core.reorder import ReorderBuffer
 from rk_yolo_ros.core.worker_messages import FrameJob
 from rk_yolo_ros.core.worker_pool import (PoolEvent, WorkerInfo, WorkerPool, WorkerStartError,
@@ -69,9 +71,11 @@ class PipelineConfig:
     # frames wider than 16:9 are scaled to fit this width
     max_output_width: int = settings_table.max_output_width(
         settings_table.default('output_height'))
-    # Inputs up to this many pixels are copied as they come into the slot's staging area and
-    # resized by the worker, off the main process (the one serial stage); larger inputs, or 0
-    # here, are resized by the main process. 1920x1080 covers the common cameras.
+    # Inputs up to this many pixels (and any input no larger than the output frame) are
+    # copied as they come into the slot's staging area; the worker makes the model input from
+    # them and resizes them, off the main process (the one serial stage). Larger inputs are
+    # resized by the main process. 1920x1080 covers the common cameras. The staging area also
+    # bounds the compressed frames a worker decodes (see staging_bytes).
     staging_pixels: int = 1920 * 1080
     core_masks: Sequence[int] = settings_table.RKNN_CORE_MASKS
     cpu_affinity: Optional[Sequence[int]] = RK3588_BIG_CORES
@@ -95,6 +99,10 @@ class PipelineConfig:
                    cpu_affinity=tuple(cpus) or None,
                    start_method=settings_table.check('start_method', values['start_method']))
 
+    def staging_bytes(self) -> int:
+        """Return the bytes of a slot's staging area: staging_pixels, at least one output frame."""
+        return 3 * max(self.staging_pixels, self.output_height * self.max_output_width)
+
     def slot_count(self) -> int:
         """Return the number of frame slots to allocate (a worker holds up to three frames)."""
         return self.slots if self.slots is not None else 3 * self.workers + 2
@@ -108,13 +116,14 @@ class CompletedFrame:
     status: FrameStatus
     result: Any
     image: Optional[np.ndarray]  # the (annotated) output-size frame, a view of its slot
-    source_size: Optional[Tuple[int, int]]  # (width, height) of the input; None if unread
+    # (width, height) of the input; None: never read (or compressed and not decoded)
+    source_size: Optional[Tuple[int, int]]
     meta: Any = None
     error: str = ''
     stage: Optional[FailureStage] = None  # where a FAILED frame failed
     worker: Optional[int] = None
-    latency_s: float = 0.0
-    process_s: float = 0.0
+    latency_s: float = 0.0  # from intake (a slot taken) to this release
+    process_s: float = 0.0  # in the worker
 
 
 @dataclass
@@ -122,8 +131,8 @@ class _Accepted:
     """Book-keeping for a frame between submit and release."""
 
     slot: Optional[int]  # None: failed before intake, holds no slot
-    shape: Tuple[int, int]
-    source_size: Optional[Tuple[int, int]]
+    shape: Optional[Tuple[int, int]]  # (height, width) in the slot; None: not known yet
+    source_size: Optional[Tuple[int, int]]  # None: unread, or compressed and not decoded yet
     meta: Any
     accepted_at: float
     error: str = ''  # why it could not be read (slot None)
@@ -142,15 +151,6 @@ class PipelineStats:
     def active_workers(self) -> int:
         """Return how many workers take frames or soon will."""
         return sum(w.status.active for w in self.workers)
-
-
-def output_size(source_width: int, source_height: int, height: int,
-                max_width: int) -> Tuple[int, int]:
-    """Size (width, height) a source frame is resized to: ``height`` rows, aspect kept."""
-    scale = height / source_height
-    if source_width * scale > max_width:
-        scale = max_width / source_width
-    return max(1, int(round(source_width * scale))), max(1, int(round(source_height * scale)))
 
 
 class FramePipeline:
@@ -183,6 +183,8 @@ class FramePipeline:
         self._collector: Optional[threading.Thread] = None
         self._counters = FrameCounters()
         self._release_lock = threading.Lock()  # see _push_and_release
+        self._staging_bytes = config.staging_bytes()
+        self._warned_large = False  # a compressed frame too large for staging was logged
 
     # ----------------------------------------------------------------------------- lifecycle
     def start(self) -> 'FramePipeline':
@@ -198,7 +200,7 @@ class FramePipeline:
             self._log.warning(warning)
         self._slots = FrameSlots.create(config.slot_count(), config.output_height,
                                         config.max_output_width,
-                                        staging_bytes=3 * max(0, config.staging_pixels))
+                                        staging_bytes=self._staging_bytes)
         self._free_slots.extend(range(config.slot_count()))
         try:
             self._pool = WorkerPool(config.workers, self._factory, self._slots.layout,
@@ -243,11 +245,74 @@ class FramePipeline:
                          if isinstance(image, np.ndarray) else type(image).__name__)
             raise ValueError(f'expected a BGR image as a uint8 array of shape (H, W, 3), got '
                              f'{described}')
-        if timeout == -1.0:
-            timeout = self.config.submit_timeout
         source_height, source_width = image.shape[:2]
         width, height = output_size(source_width, source_height, self.config.output_height,
                                     self.config.max_output_width)
+        staged = None
+        if image.nbytes <= self._staging_bytes:
+            # The worker makes the model input from these pixels and resizes them into the
+            # frame area itself: off the main process, and a small frame is never enlarged
+            # before inference. The input stays untouched in staging, so a frame re-run after
+            # a worker died mid-drawing starts again from the clean input.
+            staged = (source_height, source_width)
+
+            def write(slot):
+                np.copyto(self._slots.staging_view(slot, source_height, source_width), image)
+        elif (width, height) == (source_width, source_height):
+            def write(slot):
+                np.copyto(self._slots.view(slot, height, width), image)
+        else:  # larger than staging, so larger than the output frame: shrink it here
+            def write(slot):
+                cv2.resize(image, (width, height), dst=self._slots.view(slot, height, width),
+                           interpolation=cv2.INTER_LINEAR)
+        return self._intake(write, (height, width), (source_width, source_height), meta,
+                            settings, timeout, staged=staged)
+
+    def submit_encoded(self, data: Any, meta: Any = None, settings: Any = None,
+                       timeout: Optional[float] = -1.0) -> int:
+        """
+        Accept one compressed frame (JPEG, PNG: what OpenCV decodes); return its frame id.
+
+        The bytes (bytes, array.array, memoryview or a uint8 array) are copied into a slot
+        and a worker decodes them, so the main process, the one serial stage, does not. A
+        frame whose bytes do not decode is released FAILED at the DECODE stage with the
+        reason, in its place in the order. Bytes larger than a slot's staging area
+        (``PipelineConfig.staging_bytes``) are decoded here instead, then submitted as a
+        decoded frame: slower, never refused. Otherwise as ``submit``.
+        """
+        payload = frame_decoding.byte_array(data)
+        if payload.size == 0:
+            raise ValueError('expected the bytes of a compressed image, got 0 bytes')
+        if payload.size > self._staging_bytes:
+            if not self._warned_large:
+                self._warned_large = True
+                self._log.warning(
+                    'a compressed frame of %d bytes exceeds the %d-byte staging area of a slot; '
+                    'frames that large are decoded in the main process (raise '
+                    'PipelineConfig.staging_pixels to decode them in the workers)',
+                    payload.size, self._staging_bytes)
+            try:
+                image = frame_decoding.decode_frame(payload)
+            except frame_decoding.FrameDecodeError as error:
+                return self.submit_failed(meta, str(error))
+            return self.submit(image, meta, settings, timeout)
+
+        def write(slot):
+            np.copyto(self._slots.staging_bytes(slot, payload.size), payload)
+        return self._intake(write, None, None, meta, settings, timeout, encoded=payload.size)
+
+    def _intake(self, write: Callable[[int], None], shape: Optional[Tuple[int, int]],
+                source_size: Optional[Tuple[int, int]], meta: Any, settings: Any,
+                timeout: Optional[float], staged: Optional[Tuple[int, int]] = None,
+                encoded: int = 0) -> int:
+        """
+        Take a free slot (waiting up to ``timeout``), ``write(slot)`` the input, accept it.
+
+        ``shape`` (height, width) and ``source_size`` (width, height) are None for compressed
+        input; the worker reports them once it has decoded it.
+        """
+        if timeout == -1.0:
+            timeout = self.config.submit_timeout
         with self._cond:
             self._raise_if_unusable()
             if not self._cond.wait_for(lambda: self._free_slots or self._state != 'running'
@@ -257,19 +322,9 @@ class FramePipeline:
                     'all waiting for workers); the frame was not accepted')
             self._raise_if_unusable()
             slot = self._free_slots.popleft()
-        staged = None
+        taken_at = time.monotonic()
         try:
-            if source_width * source_height <= self.config.staging_pixels:
-                # The worker resizes (or copies) it into the frame area. The input stays
-                # untouched in staging, so a frame re-run after a worker died mid-drawing
-                # starts again from the clean input.
-                np.copyto(self._slots.staging_view(slot, source_height, source_width), image)
-                staged = (source_height, source_width)
-            elif (width, height) == (source_width, source_height):
-                np.copyto(self._slots.view(slot, height, width), image)
-            else:
-                cv2.resize(image, (width, height), dst=self._slots.view(slot, height, width),
-                           interpolation=cv2.INTER_LINEAR)
+            write(slot)
         except BaseException:
             with self._cond:  # not accepted: no id was assigned, the slot goes back
                 self._free_slots.append(slot)
@@ -280,11 +335,10 @@ class FramePipeline:
                 self._free_slots.append(slot)
                 raise PipelineError('the pipeline closed before the frame was accepted')
             # The id is assigned only once the frame is in its slot, so ids have no gaps.
-            frame_id = self._accept(_Accepted(slot, (height, width),
-                                              (source_width, source_height), meta,
-                                              time.monotonic()))
-            task = FrameTask(frame_id, (source_width, source_height), settings)
-            self._pool.submit(FrameJob(frame_id, slot, height, width, task, staged))
+            frame_id = self._accept(_Accepted(slot, shape, source_size, meta, taken_at))
+            height, width = shape or (0, 0)
+            task = FrameTask(frame_id, source_size or (0, 0), settings)
+            self._pool.submit(FrameJob(frame_id, slot, height, width, task, staged, encoded))
         return frame_id
 
     def submit_failed(self, meta: Any, reason: str) -> int:
@@ -296,7 +350,7 @@ class FramePipeline:
         """
         with self._cond:
             self._raise_if_unusable()
-            frame_id = self._accept(_Accepted(None, (0, 0), None, meta, time.monotonic(),
+            frame_id = self._accept(_Accepted(None, None, None, meta, time.monotonic(),
                                               reason or 'the frame could not be read'))
         self._push_and_release([(frame_id, None)])
         return frame_id
@@ -387,6 +441,7 @@ class FramePipeline:
             info = self._accepted.pop(frame_id)
         now = time.monotonic()
         stage = None
+        source_size, shape = info.source_size, info.shape
         if info.slot is None:  # failed before intake
             status, result, error, worker, seconds = FrameStatus.FAILED, None, info.error, \
                 None, 0.0
@@ -398,12 +453,16 @@ class FramePipeline:
             status, result, error, worker, seconds = event.status, event.result, event.error, \
                 event.worker, event.seconds
             if status is FrameStatus.FAILED:
-                stage = FailureStage.PROCESS
+                stage = event.stage
+            if event.source_size is not None:  # decoded by the worker: now we know its size
+                source_size = tuple(event.source_size)
+                width, height = output_size(*source_size, self.config.output_height,
+                                            self.config.max_output_width)
+                shape = (height, width)
         image = None
-        if info.slot is not None:
-            height, width = info.shape
-            image = self._slots.view(info.slot, height, width)
-        frame = CompletedFrame(frame_id, status, result, image, info.source_size, info.meta,
+        if info.slot is not None and shape is not None:
+            image = self._slots.view(info.slot, *shape)
+        frame = CompletedFrame(frame_id, status, result, image, source_size, info.meta,
                                error, stage, worker, now - info.accepted_at, seconds)
         if stage is FailureStage.PROCESS:
             self._log.error('frame %d failed: %s', frame_id, error.strip().splitlines()[0])

@@ -22,7 +22,7 @@ NamedTuples pickle small and fast, and are read by field name on both sides.
 
 from typing import Any, NamedTuple, Optional, Tuple
 
-from rk_yolo_ros.core.frame_processing import FrameTask
+from rk_yolo_ros.core.frame_processing import FailureStage, FrameTask
 
 STOP = None  # on the task pipe: finish what you hold, then exit
 
@@ -36,6 +36,9 @@ class FrameJob(NamedTuple):
     width: int
     task: FrameTask
     staged: Optional[Tuple[int, int]] = None  # (height, width) of a source in staging
+    # > 0: staging holds this many bytes of a compressed source, which the worker decodes;
+    # height, width and the task's source_size are then unknown (0) until it has
+    encoded: int = 0
 
 
 class WorkerReady(NamedTuple):
@@ -61,6 +64,7 @@ class FrameDone(NamedTuple):
     frame_id: int
     result: Any
     seconds: float
+    source_size: Optional[Tuple[int, int]] = None  # (width, height) of a source it decoded
 
 
 class FrameError(NamedTuple):
@@ -70,3 +74,5 @@ class FrameError(NamedTuple):
     frame_id: int
     error: str
     seconds: float
+    stage: FailureStage = FailureStage.PROCESS  # DECODE: its compressed bytes did not decode
+    source_size: Optional[Tuple[int, int]] = None  # (width, height) of a source it decoded

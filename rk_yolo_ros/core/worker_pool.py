@@ -40,7 +40,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from rk_yolo_ros.core import settings
-from rk_yolo_ros.core.frame_processing import FrameStatus
+from rk_yolo_ros.core.frame_processing import FailureStage, FrameStatus
 from rk_yolo_ros.core.frame_slots import SlotLayout
 from rk_yolo_ros.core.worker_messages import (FrameDone, FrameError, FrameJob, STOP,
                                               WorkerInitFailed, WorkerReady)
@@ -81,6 +81,8 @@ class PoolEvent:
     result: Any = None
     error: str = ''
     seconds: float = 0.0
+    stage: FailureStage = FailureStage.PROCESS  # where a FAILED frame failed
+    source_size: Optional[Tuple[int, int]] = None  # (width, height) the worker decoded
 
 
 @dataclass(frozen=True)
@@ -348,11 +350,13 @@ class WorkerPool:
             if isinstance(message, FrameDone):
                 worker.frames_done += 1
                 events.append(PoolEvent(FrameStatus.OK, message.frame_id, worker.index,
-                                        result=message.result, seconds=message.seconds))
+                                        result=message.result, seconds=message.seconds,
+                                        source_size=message.source_size))
             else:
                 worker.frames_failed += 1
                 events.append(PoolEvent(FrameStatus.FAILED, message.frame_id, worker.index,
-                                        error=message.error, seconds=message.seconds))
+                                        error=message.error, seconds=message.seconds,
+                                        stage=message.stage, source_size=message.source_size))
         else:
             raise TypeError(f'{worker.describe()} sent an unknown message {message!r}')
 

@@ -18,7 +18,10 @@ The worker process: attach the slots, build the processor, process frames until 
 The messages on its two one-way pipes (jobs in, results out) are the named types of
 ``worker_messages``: ``FrameJob`` or ``STOP`` in; ``WorkerReady`` or ``WorkerInitFailed``, then
 ``FrameDone`` or ``FrameError`` per job out. A job's ``staged`` is the (height, width) of a
-source frame waiting in the slot's staging area, resized here.
+source frame waiting in the slot's staging area, resized here; its ``encoded`` is the size of
+compressed bytes waiting there, decoded here (a frame that does not decode goes back as a
+``FrameError`` at the DECODE stage; the worker goes on). The staging area is only read, so a
+frame re-run after a worker died starts again from the clean input.
 
 A ``StagedFrameProcessor`` runs on three threads (intake + prepare, infer, finish + reply) so
 CPU work hides behind inference; any other processor runs frame by frame. Either way results go
@@ -26,20 +29,22 @@ back in the order the frames came, and a processing error goes back as an ``erro
 that frame, never swallowed.
 """
 
+import dataclasses
 import os
 import queue
 import signal
 import threading
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import cv2
 import numpy as np
 
 from rk_yolo_ros.core.cpu_affinity import pin_current_process
-from rk_yolo_ros.core.frame_processing import StagedFrameProcessor
-from rk_yolo_ros.core.frame_slots import FrameSlots, SlotLayout
+from rk_yolo_ros.core.frame_decoding import decode_frame, FrameDecodeError
+from rk_yolo_ros.core.frame_processing import FailureStage, FrameTask, StagedFrameProcessor
+from rk_yolo_ros.core.frame_slots import FrameSlots, output_size, SlotLayout
 from rk_yolo_ros.core.worker_messages import (FrameDone, FrameError, FrameJob, STOP,
                                               WorkerInitFailed, WorkerReady)
 
@@ -91,6 +96,26 @@ def _error_text(exc: BaseException) -> str:
     return f'{type(exc).__name__}: {exc}\n{traceback.format_exc()}'
 
 
+class _Input(NamedTuple):
+    """One job's pixels in this worker: the output-size frame, and the source if we hold it."""
+
+    frame: np.ndarray  # the slot's output-size view (filled from source by ``fill``)
+    source: Optional[np.ndarray]  # the input at its own size; None: ``frame`` already holds it
+    task: FrameTask  # with the source size of a frame decoded here
+    decoded: bool  # it came compressed and was decoded here
+
+
+def fill(item: _Input) -> None:
+    """Resize (or copy) the source into the output-size frame; nothing when there is none."""
+    if item.source is None:
+        return
+    if item.source.shape == item.frame.shape:
+        np.copyto(item.frame, item.source)
+    else:
+        cv2.resize(item.source, (item.frame.shape[1], item.frame.shape[0]), dst=item.frame,
+                   interpolation=cv2.INTER_LINEAR)
+
+
 class _Worker:
     """The loops of one worker process."""
 
@@ -106,25 +131,35 @@ class _Worker:
                 return STOP
         return self.task_conn.recv()
 
-    def frame_for(self, job: FrameJob) -> np.ndarray:
-        """Return the frame's output-size view, resizing a staged source into it first."""
+    def open_input(self, job: FrameJob) -> _Input:
+        """
+        Find the job's pixels: decode compressed bytes, or view a staged source, or the frame.
+
+        Raises FrameDecodeError for bytes that do not decode. Nothing is resized here.
+        """
+        if job.encoded:
+            source = decode_frame(self.slots.staging_bytes(job.slot, job.encoded))
+            height, width = source.shape[:2]
+            layout = self.slots.layout
+            out_w, out_h = output_size(width, height, layout.max_height, layout.max_width)
+            return _Input(self.slots.view(job.slot, out_h, out_w), source,
+                          dataclasses.replace(job.task, source_size=(width, height)), True)
         frame = self.slots.view(job.slot, job.height, job.width)
         if job.staged is not None:
-            source = self.slots.staging_view(job.slot, *job.staged)
-            if source.shape == frame.shape:
-                np.copyto(frame, source)
-            else:
-                cv2.resize(source, (job.width, job.height), dst=frame,
-                           interpolation=cv2.INTER_LINEAR)
-        return frame
+            return _Input(frame, self.slots.staging_view(job.slot, *job.staged), job.task,
+                          False)
+        return _Input(frame, None, job.task, False)
 
-    def reply(self, job: FrameJob, result: Any, error: Optional[str], started: float) -> None:
+    def reply(self, job: FrameJob, item: Optional[_Input], result: Any, error: Optional[str],
+              started: float, stage: FailureStage = FailureStage.PROCESS) -> None:
         """Send one job's result, or its error text, to the main process."""
         seconds = time.perf_counter() - started
+        size = item.task.source_size if item is not None and item.decoded else None
         if error is None:
-            self.result_conn.send(FrameDone(self.index, job.frame_id, result, seconds))
+            self.result_conn.send(FrameDone(self.index, job.frame_id, result, seconds, size))
         else:
-            self.result_conn.send(FrameError(self.index, job.frame_id, error, seconds))
+            self.result_conn.send(FrameError(self.index, job.frame_id, error, seconds, stage,
+                                             size))
 
     def serve(self) -> None:
         """Process frames one at a time until told to stop."""
@@ -134,14 +169,26 @@ class _Worker:
                 return
             started = time.perf_counter()
             try:
-                result = self.processor.process(self.frame_for(job), job.task)
+                item = self.open_input(job)
+            except FrameDecodeError as exc:
+                self.reply(job, None, None, str(exc), started, FailureStage.DECODE)
+                continue
+            try:
+                fill(item)
+                result = self.processor.process(item.frame, item.task)
             except Exception as exc:
-                self.reply(job, None, _error_text(exc), started)
+                self.reply(job, item, None, _error_text(exc), started)
             else:
-                self.reply(job, result, None, started)
+                self.reply(job, item, result, None, started)
 
     def serve_staged(self) -> None:
-        """Overlap frames on three threads: intake + prepare, infer, finish + reply."""
+        """
+        Overlap frames on three threads: intake + prepare + fill, infer, finish + reply.
+
+        The intake thread prepares the model input from the source, hands it to inference,
+        and only then fills the output-size frame from the source, so that resize runs while
+        the frame is on the NPU instead of before; ``finish`` waits until it is filled.
+        """
         to_infer = queue.Queue(maxsize=1)
         to_finish = queue.Queue(maxsize=1)
         failure = []  # an intake thread's unexpected exception, re-raised here
@@ -153,12 +200,27 @@ class _Worker:
                     if job is STOP:
                         return
                     started = time.perf_counter()
+                    filled = threading.Event()
                     try:
-                        frame = self.frame_for(job)
-                        to_infer.put((job, frame, started,
-                                      self.processor.prepare(frame, job.task), None))
+                        item = self.open_input(job)
+                    except FrameDecodeError as exc:
+                        filled.set()
+                        to_infer.put((job, None, started, None, filled,
+                                      (str(exc), FailureStage.DECODE)))
+                        continue
+                    try:
+                        prepared = self.processor.prepare(item.frame, item.task, item.source)
                     except Exception as exc:
-                        to_infer.put((job, None, started, None, _error_text(exc)))
+                        filled.set()
+                        to_infer.put((job, item, started, None, filled,
+                                      (_error_text(exc), FailureStage.PROCESS)))
+                        continue
+                    to_infer.put((job, item, started, prepared, filled, None))
+                    try:
+                        fill(item)
+                    finally:
+                        filled.set()
+                    del item, prepared
             except BaseException as exc:  # a broken pipe: let the main thread end the process
                 failure.append(exc)
             finally:
@@ -166,36 +228,41 @@ class _Worker:
 
         def infer():
             while True:
-                item = to_infer.get()
-                if item is None:
+                entry = to_infer.get()
+                if entry is None:
                     to_finish.put(None)
                     return
-                job, frame, started, prepared, error = item
+                job, item, started, prepared, filled, error = entry
                 inferred = None
                 if error is None:
                     try:
                         inferred = self.processor.infer(prepared)
                     except Exception as exc:
-                        error = _error_text(exc)
-                to_finish.put((job, frame, started, inferred, error))
+                        error = (_error_text(exc), FailureStage.PROCESS)
+                to_finish.put((job, item, started, inferred, filled, error))
+                del entry, item, prepared, inferred
 
         threads = [threading.Thread(target=intake, name='intake', daemon=True),
                    threading.Thread(target=infer, name='infer', daemon=True)]
         for thread in threads:
             thread.start()
         while True:
-            item = to_finish.get()
-            if item is None:
+            entry = to_finish.get()
+            if entry is None:
                 break
-            job, frame, started, inferred, error = item
+            job, item, started, inferred, filled, error = entry
             result = None
+            filled.wait()
             if error is None:
                 try:
-                    result = self.processor.finish(frame, job.task, inferred)
+                    result = self.processor.finish(item.frame, item.task, inferred)
                 except Exception as exc:
-                    error = _error_text(exc)
-            self.reply(job, result, error, started)
-            del frame, item, result
+                    error = (_error_text(exc), FailureStage.PROCESS)
+            if error is None:
+                self.reply(job, item, result, None, started)
+            else:
+                self.reply(job, item, None, error[0], started, error[1])
+            del entry, item, result, inferred
         for thread in threads:
             thread.join()
         if failure:

@@ -41,7 +41,7 @@ from rk_yolo_ros.yolo.letterbox import Letterbox
 
 class YoloDetector(StagedFrameProcessor):
     """
-    Detect objects in 720p frames with a loaded backend; draw them into the frame.
+    Detect objects in frames with a loaded backend; draw them into the 720p output frame.
 
     Staged (see ``StagedFrameProcessor``): letterbox, inference, and decode + draw run on
     separate worker threads, so one frame's CPU work overlaps the previous frame's inference.
@@ -83,11 +83,17 @@ class YoloDetector(StagedFrameProcessor):
         except DecodeError as error:
             raise DecodeError(f'{self.model_label}: {error}') from error
 
-    def prepare(self, frame: np.ndarray, task: FrameTask):
-        """Letterbox the frame into the next free model-input buffer."""
+    def prepare(self, frame: np.ndarray, task: FrameTask,
+                source: Optional[np.ndarray] = None):
+        """
+        Letterbox the source (else the frame) into the next free model-input buffer.
+
+        From the source's own pixels the model sees what the Ultralytics predictor sees: a
+        small frame is not enlarged to the output height first, a large one is resized once.
+        """
         letterbox = self._input_ring[self._next_input]
         self._next_input = (self._next_input + 1) % len(self._input_ring)
-        return letterbox(frame)
+        return letterbox(source if source is not None else frame)
 
     def infer(self, prepared):
         """Run the backend on the letterboxed input."""
@@ -99,13 +105,17 @@ class YoloDetector(StagedFrameProcessor):
         outputs, geometry = inferred
         settings = task.settings if task.settings is not None else DetectionSettings()
         boxes, scores, class_ids = self._decode(outputs, settings)
-        frame_boxes = geometry.to_frame(boxes)
+        # pixels of what was letterboxed: the source itself, or the output-size frame
+        boxes = geometry.to_frame(boxes)
+        letterboxed_w, letterboxed_h = geometry.frame_size
         if settings.draw:
-            draw_detections(frame, frame_boxes, scores, class_ids, self.names)
+            frame_h, frame_w = frame.shape[:2]
+            draw_detections(frame, _scaled(boxes, frame_w / letterboxed_w,
+                                           frame_h / letterboxed_h),
+                            scores, class_ids, self.names)
         source_w, source_h = task.source_size
-        frame_h, frame_w = frame.shape[:2]
-        factor = np.array([source_w / frame_w, source_h / frame_h] * 2, np.float32)
-        return Detections(boxes=(frame_boxes * factor).astype(np.float32),
+        return Detections(boxes=_scaled(boxes, source_w / letterboxed_w,
+                                        source_h / letterboxed_h),
                           scores=scores.astype(np.float32),
                           class_ids=class_ids.astype(np.int32),
                           labels=[label_for(self.names, c) for c in class_ids.tolist()])
@@ -113,6 +123,13 @@ class YoloDetector(StagedFrameProcessor):
     def close(self) -> None:
         """Release the backend; safe to call twice."""
         self.backend.release()
+
+
+def _scaled(boxes: np.ndarray, factor_x: float, factor_y: float) -> np.ndarray:
+    """Return x1y1x2y2 boxes scaled by (factor_x, factor_y) as float32 (no copy at 1, 1)."""
+    if factor_x == 1.0 and factor_y == 1.0:
+        return boxes.astype(np.float32, copy=False)
+    return (boxes * np.array([factor_x, factor_y] * 2, np.float32)).astype(np.float32)
 
 
 @dataclass
