@@ -56,7 +56,7 @@ from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig, PipelineErr
 from rk_yolo_ros.core.stamp_gaps import StampGapDetector
 from rk_yolo_ros.messages.detection_messages import (build_detection_array,
                                                      message_types_from_modules)
-from rk_yolo_ros.messages.image_conversion import (compressed_image_to_bgr,
+from rk_yolo_ros.messages.image_conversion import (check_compressed_image,
                                                    ImageConversionError, raw_image_to_bgr)
 from rk_yolo_ros.ros.diagnostics import DiagnosticsOutput
 from rk_yolo_ros.ros.parameters import declare_settings, setting_values
@@ -191,7 +191,7 @@ class YoloNode(LifecycleNode):
 
     # --------------------------------------------------------------------------- input
     def image_callback(self, msg) -> None:
-        """Convert one image message and submit it (blocks while every slot is busy)."""
+        """Check one image message and submit it (blocks while every slot is busy)."""
         stamp = msg.header.stamp
         missing = self._gaps.observe(stamp.sec * 1_000_000_000 + stamp.nanosec)
         if missing:
@@ -199,12 +199,16 @@ class YoloNode(LifecycleNode):
                                       f'{LOST_HINT}')
         try:
             if self._compressed:
-                image = compressed_image_to_bgr(msg, self._bridge.compressed_imgmsg_to_cv2)
+                # Only the cheap checks here (format, signature, end marker): a worker decodes
+                # the bytes, so this callback, the one serial stage, does not.
+                check_compressed_image(msg)
+                self._pipeline.submit_encoded(msg.data, meta=msg.header,
+                                              settings=self._detection_settings, timeout=None)
             else:
                 image = raw_image_to_bgr(
                     msg, lambda m: self._bridge.imgmsg_to_cv2(m, 'passthrough'))
-            self._pipeline.submit(image, meta=msg.header, settings=self._detection_settings,
-                                  timeout=None)
+                self._pipeline.submit(image, meta=msg.header, settings=self._detection_settings,
+                                      timeout=None)
         except (ImageConversionError, CvBridgeError, cv2.error) as error:
             self._problem('rejected', f'bad image: {error}')
             self._pipeline.reject(f'bad image: {error}')
