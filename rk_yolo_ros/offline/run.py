@@ -260,10 +260,13 @@ class OfflineRun:
         # frames_read is counted at the end (accepted + decode failures): a frame that Ctrl-C
         # caught before the pipeline accepted it was not taken in, so it is not "read".
         read = 0
-        for item in self.source.frames():
+        for item in self.source.encoded_frames():  # compressed frames: the workers decode
             if self._stop.is_set():
                 return
-            if item.image is None:
+            if item.encoded is not None:
+                pipeline.submit_encoded(item.encoded, meta=item.meta, settings=self.settings,
+                                        timeout=None)
+            elif item.image is None:
                 pipeline.submit_failed(item.meta, item.error)
             else:
                 pipeline.submit(item.image, meta=item.meta, settings=self.settings,

@@ -37,7 +37,9 @@ from typing import AbstractSet, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from rk_yolo_ros.messages.image_conversion import ImageConversionError, message_to_bgr
+from rk_yolo_ros.messages.image_conversion import (byte_array, check_compressed_image,
+                                                   ImageConversionError, is_compressed,
+                                                   message_to_bgr)
 
 IMAGE_SUFFIXES = ('.bmp', '.jpeg', '.jpg', '.pgm', '.png', '.ppm', '.tif', '.tiff', '.webp')
 BAG_SUFFIXES = ('.db3', '.mcap', '.bag')
@@ -90,6 +92,8 @@ class SourceFrame:
     meta: FrameMeta
     image: Optional[np.ndarray] = None
     error: str = ''
+    # from ``encoded_frames``: checked compressed bytes a pipeline worker decodes (no image)
+    encoded: Optional[np.ndarray] = None
 
 
 class FrameSource(abc.ABC):
@@ -106,6 +110,15 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield the frames in order; with ``select``, only the items at those positions."""
+
+    def encoded_frames(self) -> Iterator[SourceFrame]:
+        """
+        Yield every frame, compressed ones still compressed (``SourceFrame.encoded``).
+
+        For ``FramePipeline.submit_encoded``: the pipeline's workers decode them, not the
+        reading process. Sources that read no compressed images yield ``frames()``.
+        """
+        return self.frames()
 
     def close(self) -> None:
         """Release the source; safe to call twice."""
@@ -362,6 +375,15 @@ class BagSource(FrameSource):
 
     def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield each message as an image; one that cannot be decoded is a failed item."""
+        return self._messages(select, encoded=False)
+
+    def encoded_frames(self) -> Iterator[SourceFrame]:
+        """Yield each message; a CompressedImage that passes the checks stays compressed."""
+        return self._messages(None, encoded=True)
+
+    def _messages(self, select: Optional[AbstractSet[int]],
+                  encoded: bool) -> Iterator[SourceFrame]:
+        """Yield the picked messages as images, or (``encoded``) compressed ones as bytes."""
         picked = _Selection(select)
         if picked.done(0):
             return
@@ -382,10 +404,15 @@ class BagSource(FrameSource):
                 stamp_ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
                 meta = FrameMeta(index, stamp_ns, header.frame_id, timestamp, connection.topic)
                 try:
-                    image = message_to_bgr(message)
+                    if encoded and is_compressed(message):
+                        check_compressed_image(message)  # the cheap checks; a worker decodes
+                        item = SourceFrame(meta, encoded=byte_array(message.data))
+                    else:
+                        item = SourceFrame(meta, message_to_bgr(message))
                 except (ImageConversionError, cv2.error) as error:
-                    image, reason = None, f'message {index} on {connection.topic}: {error}'
-                yield SourceFrame(meta, image, '' if image is not None else reason)
+                    item = SourceFrame(meta, None, f'message {index} on {connection.topic}: '
+                                                   f'{error}')
+                yield item
                 if picked.done(index + 1):
                     return
         except Exception as error:  # the storage itself failed mid-way (truncated file)
