@@ -22,13 +22,21 @@ frames/s, the ratio to the ideal workers / latency, main-process CPU ms per fram
 from intake to in-order release, peak RSS (main + workers) and frames lost (must be 0), as
 JSON.
 
-    rk-yolo bench [--latency-ms 16.7] [--frames 300] [--workers 1 2 3]
+With ``--rate FPS`` it feeds them at a camera's pace instead (frame i is due at i / FPS s) and
+reports p50/p99 latency from the submit call to the in-order release, and its ratio to the
+emulated inference time, beside that inference alone timed the same way in the same run
+(``time.sleep`` overshoots on a busy machine). Throughput is not the question there: what a
+camera's consumer waits for each frame is.
+
+    rk-yolo bench [--latency-ms 16.7] [--frames 300] [--workers 1 2 3] [--rate 30]
 """
 
 import argparse
 import json
 import logging
+import os
 import platform
+import threading
 import time
 
 import cv2
@@ -38,6 +46,7 @@ import psutil
 from rk_yolo_ros.core.counters import percentiles_ms
 from rk_yolo_ros.core.frame_processing import FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
+from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
 BACKEND_LABEL = 'emulated NPU backend (fixed sleep latency + synthetic YOLO outputs; not real ' \
@@ -71,16 +80,38 @@ def _tree_memory(process, unique=False):
     return total
 
 
-def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
-    """Run one configuration and return its figures."""
+def emulated_inference_alone(latency_s, layout, count=100):
+    """Time the emulated backend's inference alone, in this process (the rate mode's baseline)."""
+    backend = EmulatedBackend(latency_s, layout=layout)
+    backend.load()
+    width, height = backend.input_size
+    tensor = np.zeros((1, height, width, 3), np.uint8)
+    times = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            backend.infer(tensor)
+            times.append(time.perf_counter() - started)
+    finally:
+        backend.release()
+    p50, p99 = percentiles_ms(times)
+    return {'inference_alone_p50_ms': round(p50, 2), 'inference_alone_p99_ms': round(p99, 2)}
+
+
+def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=None):
+    """Run one configuration (flat out, or ``rate`` frames/s) and return its figures."""
     latencies = []
     statuses = []
+    submitted = {}  # frame id -> when its submit call began (rate mode)
+    released = []  # submit-to-release seconds (rate mode)
     me = psutil.Process()
     peak = {'rss': 0}
 
     def on_frame(frame):
         statuses.append(frame.status)
         latencies.append(frame.latency_s)
+        if frame.frame_id in submitted:
+            released.append(time.monotonic() - submitted.pop(frame.frame_id))
         if frame.frame_id % 25 == 0:
             peak['rss'] = max(peak['rss'], _tree_memory(me))
 
@@ -90,7 +121,13 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
     width, height = source_size
     rng = np.random.default_rng(0)
     inputs = [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(4)]
-    with FramePipeline(config, factory, on_frame) as pipeline:
+    lock = threading.Lock()  # on_frame must not look up an id before submit recorded it
+
+    def on_frame_locked(frame):
+        with lock:
+            on_frame(frame)
+
+    with FramePipeline(config, factory, on_frame_locked if rate else on_frame) as pipeline:
         warmup = 4 * workers
         for index in range(warmup):
             pipeline.submit(inputs[index % len(inputs)])
@@ -98,8 +135,22 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         del latencies[:], statuses[:]
         cpu_before = me.cpu_times()
         wall_before = time.perf_counter()
+        late = 0
         for index in range(frames):
-            pipeline.submit(inputs[index % len(inputs)])
+            image = inputs[index % len(inputs)]
+            if rate:
+                due = wall_before + index / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                else:
+                    late += wait < -0.5 / rate  # behind by half a frame period or more
+                started = time.monotonic()
+                with lock:  # the id is known only once submit returns
+                    frame_id = pipeline.submit(image)
+                    submitted[frame_id] = started
+            else:
+                pipeline.submit(image)
         pipeline.flush()
         wall = time.perf_counter() - wall_before
         cpu_after = me.cpu_times()
@@ -109,6 +160,22 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
     fps = frames / wall
     ideal = workers / latency_s
     p50, p99 = percentiles_ms(latencies)
+    lost = stats.counters.accepted - statuses.count(FrameStatus.OK) - warmup
+    if rate:
+        submit_p50, submit_p99 = percentiles_ms(released)
+        return {
+            'workers': workers,
+            'frames': frames,
+            'rate_fps': rate,
+            'achieved_fps': round(fps, 2),
+            'submits_late': late,  # the pipeline held a submit back by half a period or more
+            'latency_submit_to_release_p50_ms': round(submit_p50, 2),
+            'latency_submit_to_release_p99_ms': round(submit_p99, 2),
+            'p50_over_emulated_inference': round(submit_p50 / (latency_s * 1000.0), 3),
+            'main_process_cpu_ms_per_frame': round(main_cpu * 1000.0 / frames, 3),
+            'frames_lost': lost,
+            'frames_failed': stats.counters.failed,
+        }
     return {
         'workers': workers,
         'frames': frames,
@@ -121,26 +188,45 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         # RSS counts shared libraries and the shared frame slots once per process; USS does not
         'peak_rss_mb': round(peak['rss'] / 2 ** 20, 1),
         'unique_memory_mb': round(unique / 2 ** 20, 1),
-        'frames_lost': stats.counters.accepted - statuses.count(FrameStatus.OK) - warmup,
+        'frames_lost': lost,
         'frames_failed': stats.counters.failed,
         'slots': stats.slots_total,
     }
 
 
-def run_benchmark(workers=(1, 2, 3), latency_ms=16.7, frames=300, layout='ultralytics'):
+def run_benchmark(workers=(1, 2, 3), latency_ms=16.7, frames=300, layout='ultralytics',
+                  rate=None):
     """Run every configuration; return the JSON-ready report."""
-    results = [measure(count, latency_ms / 1000.0, frames, layout) for count in workers]
-    return {
-        'benchmark': 'pipeline_throughput',
+    load_before = os.getloadavg()
+    results = [measure(count, latency_ms / 1000.0, frames, layout, rate=rate)
+               for count in workers]
+    report = {
+        'benchmark': 'pipeline_latency_at_camera_rate' if rate else 'pipeline_throughput',
         'backend': BACKEND_LABEL,
-        'machine': machine_info(),
+        'machine': dict(machine_info(), load_average_1_5_15_before=load_before,
+                        load_average_1_5_15_after=os.getloadavg()),
         'inputs': {'source_size': [1920, 1080], 'output_height': 720,
                    'emulated_latency_ms': latency_ms, 'emulated_output_layout': layout,
                    'frames_per_config': frames, 'start_method': 'spawn',
+                   'rate_fps': rate or 'as fast as accepted',
                    'note': 'worker CPU pinning needs CPUs 4-7 (RK3588 big cores); where absent '
                            'the workers run unpinned'},
         'results': results,
     }
+    if rate:
+        report['baseline'] = emulated_inference_alone(latency_ms / 1000.0, layout)
+    return report
+
+
+def _positive_rate(text):
+    """Parse --rate: frames per second, a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not value > 0 or value == float('inf'):
+        raise argparse.ArgumentTypeError(f'--rate must be frames per second > 0, got {text!r}')
+    return value
 
 
 def main(argv=None, prog=None):
@@ -152,8 +238,11 @@ def main(argv=None, prog=None):
     parser.add_argument('--frames', type=int, default=300, help='frames per configuration')
     parser.add_argument('--layout', choices=['ultralytics', 'rknn_split'], default='rknn_split',
                         help='shape of the emulated raw outputs')
+    parser.add_argument('--rate', type=_positive_rate, default=None, metavar='FPS',
+                        help="feed frames at this rate (a camera's pace) and report the latency "
+                             'from submit to release; default: as fast as accepted')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    report = run_benchmark(args.workers, args.latency_ms, args.frames, args.layout)
+    report = run_benchmark(args.workers, args.latency_ms, args.frames, args.layout, args.rate)
     print(json.dumps(report, indent=2))
     return 1 if any(r['frames_lost'] for r in report['results']) else 0

@@ -1,0 +1,86 @@
+# Copyright 2026 rk_yolo_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The benchmarks run and say what they measured: the camera-rate mode, the reference harness."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from rk_yolo_ros.offline import throughput_benchmark
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks'
+
+
+def test_rate_mode_reports_latency_from_submit_to_release(capsys):
+    """--rate feeds frames at a camera's pace and reports the latency, beside its baseline."""
+    code = throughput_benchmark.main(['--workers', '1', '2', '--frames', '12', '--rate', '60',
+                                      '--latency-ms', '5'])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report['benchmark'] == 'pipeline_latency_at_camera_rate'
+    assert report['inputs']['rate_fps'] == 60.0
+    assert set(report['baseline']) == {'inference_alone_p50_ms', 'inference_alone_p99_ms'}
+    assert [row['workers'] for row in report['results']] == [1, 2]
+    for row in report['results']:
+        assert row['frames'] == 12 and row['frames_lost'] == 0 and row['frames_failed'] == 0
+        assert row['latency_submit_to_release_p99_ms'] >= row['latency_submit_to_release_p50_ms']
+        assert row['p50_over_emulated_inference'] == pytest.approx(
+            row['latency_submit_to_release_p50_ms'] / 5.0, abs=0.002)
+    assert len(report['machine']['load_average_1_5_15_before']) == 3
+
+
+@pytest.mark.parametrize('rate', ['0', '-5', 'inf', 'fast'])
+def test_rate_must_be_positive(rate, capsys):
+    with pytest.raises(SystemExit):
+        throughput_benchmark.main(['--rate', rate])
+    assert '--rate must be frames per second > 0' in capsys.readouterr().err
+
+
+def python_segments():
+    """Return the shared-memory segments with Python's default names (the reference's)."""
+    return {name for name in os.listdir('/dev/shm') if name.startswith('psm_')}
+
+
+def test_reference_design_harness_runs_both_designs_in_one_run():
+    """
+    The capacity harness runs the reference design and ours; nothing is left in /dev/shm.
+
+    In a fresh interpreter: the reference design forks, which a test process with threads
+    should not do.
+    """
+    before = python_segments()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(BENCHMARKS.parent)] + os.environ.get('PYTHONPATH', '').split(os.pathsep)))
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / 'reference_design_capacity.py'), '--workers', '1',
+         '--frames', '6', '--warmup', '2'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report['benchmark'] == 'reference_design_capacity'
+    row = report['results'][0]
+    assert row['workers'] == 1
+    for design in ('reference_design', 'ours'):
+        assert row[design]['fps'] > 0
+        assert {'all_processes', 'main', 'workers'} <= set(row[design]['cpu_ms_per_frame'])
+    assert 'reader' in row['reference_design']['cpu_ms_per_frame']
+    assert row['ours_over_reference'] == pytest.approx(
+        row['ours']['fps'] / row['reference_design']['fps'], abs=0.01)
+    assert 'leaked' not in done.stderr  # the resource tracker saw every segment unlinked
+    assert python_segments() - before == set()
