@@ -16,8 +16,12 @@
 r"""
 Produce test/fixtures/ultralytics_reference.json with the Ultralytics predictor.
 
-The accuracy test compares rk_yolo_ros's detector against these results: the same real model
+The accuracy tests compare rk_yolo_ros's detector against these results: the same real model
 (the demo YOLOv8n ONNX), the same images (bus.jpg, zidane.jpg) and the same thresholds.
+``images`` holds the originals (1080 and 720 rows); ``small_images`` the same two pictures
+shrunk to 360 and 480 rows, shorter than the 720-row output, which rk_yolo_ros must not
+enlarge before inference. The script writes those (test/fixtures/small_images/, JPEG
+quality 95, so every reader decodes the same pixels) and runs the predictor on the files.
 Run it in a separate virtual environment that has ultralytics, torch and onnxruntime, e.g.::
 
     python3 -m venv /work/envs/ultralytics
@@ -55,6 +59,9 @@ IOU_THRESHOLD = 0.45
 IMAGE_SIZE = 640
 MAX_DETECTIONS = 300
 SHIM_TORCHVISION_VERSION = '0.28.0'
+SMALL_HEIGHTS = (360, 480)
+SMALL_IMAGES = REPO / 'test' / 'fixtures' / 'small_images'
+SMALL_JPEG_QUALITY = 95
 
 
 def install_torchvision_shim():
@@ -130,6 +137,25 @@ def predict(model_path, image_paths):
     return entries
 
 
+def make_small_images(image_paths, folder=SMALL_IMAGES):
+    """Write each image shrunk to each of SMALL_HEIGHTS rows (INTER_AREA); return the paths."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in image_paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        height, width = image.shape[:2]
+        for rows in SMALL_HEIGHTS:
+            size = (int(round(width * rows / height)), rows)
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            target = folder / f'{pathlib.Path(path).stem}_{rows}.jpg'
+            if not cv2.imwrite(str(target), small, [cv2.IMWRITE_JPEG_QUALITY, SMALL_JPEG_QUALITY]):
+                raise RuntimeError(f'could not write {target}')
+            written.append(target)
+    return written
+
+
 def main(argv=None):
     """Write the reference fixture (default test/fixtures/ultralytics_reference.json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
@@ -162,13 +188,16 @@ def main(argv=None):
         'settings': {'conf_threshold': CONF_THRESHOLD, 'iou_threshold': IOU_THRESHOLD,
                      'imgsz': IMAGE_SIZE, 'max_detections': MAX_DETECTIONS},
         'images': predict(model_path, image_paths),
+        'small_images_folder': str(SMALL_IMAGES.relative_to(REPO)),
+        'small_images': predict(model_path, make_small_images(image_paths)),
     }
     output = pathlib.Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(fixture, indent=1) + '\n')
     print(f'wrote {output}')
-    for entry in fixture['images']:
-        print(entry['image'], len(entry['scores']), 'detections', entry['labels'])
+    for entry in fixture['images'] + fixture['small_images']:
+        print(entry['image'], entry['size'], len(entry['scores']), 'detections',
+              entry['labels'])
     return 0
 
 
