@@ -15,13 +15,18 @@
 """
 End-to-end throughput of yolo_node over ROS 2, against a bare relay node, in one run.
 
-A publisher sends raw bgr8 images (Reliable, keep_all) as fast as the middleware takes them to
-(a) a bare rclpy relay that answers each image with a tiny message: the middleware's and
-rclpy's own ceiling for such images on this machine, and (b) yolo_node with the EMULATED NPU
-backend (fixed latency; no real inference). Prints JSON with both rates and their ratio.
+A publisher sends images (Reliable, keep_all) as fast as the middleware takes them to (a) a
+bare rclpy relay that answers each image with a tiny message: the middleware's and rclpy's own
+ceiling for such images on this machine, and (b) yolo_node with the EMULATED NPU backend (fixed
+latency; no real inference). Each transport is measured: ``raw`` (bgr8 Image, random pixels)
+and ``compressed`` (CompressedImage: a real photo as JPEG, from ``camera_like_jpeg`` of
+``rk-yolo bench``; ``input_transport:=compressed``, decoded in the node's workers). Prints JSON
+with the rates, their ratio, the ratio to the pipeline's ideal (workers / latency) and the CPU
+per frame of the receiving process (the node's main process; its workers apart).
 Needs a sourced ROS 2 and the package built in a colcon overlay (scripts/run_tests.sh does it).
 
     python benchmarks/node_throughput.py [--frames 300] [--width 1280] [--height 720]
+        [--transports raw compressed]
 """
 
 import argparse
@@ -34,22 +39,29 @@ import sys
 import time
 
 import numpy as np
+import psutil
+from rk_yolo_ros.offline.throughput_benchmark import camera_like_jpeg
 
 RELAY = '--relay'
+TRANSPORTS = ('raw', 'compressed')
 
 
-def run_relay():
+def run_relay(transport):
     """Relay mode: answer every image with a std_msgs/Header on 'detections'."""
     import rclpy
     from rclpy.node import Node
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CompressedImage, Image
     from std_msgs.msg import Header
 
     rclpy.init()
     node = Node('relay')
     qos = _qos()
     publisher = node.create_publisher(Header, 'detections', qos)
-    node.create_subscription(Image, 'image', lambda msg: publisher.publish(msg.header), qos)
+    if transport == 'compressed':
+        node.create_subscription(CompressedImage, 'image/compressed',
+                                 lambda msg: publisher.publish(msg.header), qos)
+    else:
+        node.create_subscription(Image, 'image', lambda msg: publisher.publish(msg.header), qos)
     try:
         rclpy.spin(node)
     except KeyboardInterrupt:
@@ -66,23 +78,54 @@ def _qos():
                       reliability=ReliabilityPolicy.RELIABLE)
 
 
-def measure(command, answer_type, frames, width, height):
+def make_message(transport, width, height):
+    """Return the message to publish and a description of it."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    if transport == 'compressed':
+        data, described = camera_like_jpeg(width, height)
+        message = CompressedImage(format='jpeg')
+        message.data.frombytes(data)
+        return message, described
+    message = Image(height=height, width=width, encoding='bgr8', step=width * 3)
+    pixels = np.random.default_rng(0).integers(0, 255, height * width * 3, dtype=np.uint8)
+    message.data.frombytes(pixels.tobytes())
+    return message, f'{width}x{height} bgr8 (random pixels)'
+
+
+def receiving_process(receiver):
+    """Return the process that runs the receiving node (ros2 run starts it as a child)."""
+    candidates = [receiver] + receiver.children()
+    for process in candidates:
+        try:
+            if any('yolo_node' in part or RELAY in part for part in process.cmdline()[1:]) \
+                    and not process.name().startswith('ros2'):
+                return process
+        except psutil.Error:
+            continue
+    return receiver
+
+
+def cpu_seconds(process):
+    """Return a process's CPU seconds so far (user + system)."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def measure(command, answer_type, frames, message):
     """Start a receiver process, publish frames to it, return its answers per second."""
     import rclpy
     from rclpy.node import Node
-    from sensor_msgs.msg import Image
 
     receiver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)
     node = Node('node_throughput_bench')
     answers = []
+    topic = 'image/compressed' if hasattr(message, 'format') else 'image'
     try:
-        publisher = node.create_publisher(Image, 'image', _qos())
+        publisher = node.create_publisher(type(message), topic, _qos())
         node.create_subscription(answer_type, 'detections',
                                  lambda msg: answers.append(time.monotonic()), _qos())
-        message = Image(height=height, width=width, encoding='bgr8', step=width * 3)
-        pixels = np.random.default_rng(0).integers(0, 255, height * width * 3, dtype=np.uint8)
-        message.data.frombytes(pixels.tobytes())
         deadline = time.monotonic() + 60
         while publisher.get_subscription_count() == 0 or node.count_publishers('detections') == 0:
             if time.monotonic() > deadline or receiver.poll() is not None:
@@ -90,6 +133,8 @@ def measure(command, answer_type, frames, width, height):
                                    receiver.stderr.read().decode()[-2000:])
             rclpy.spin_once(node, timeout_sec=0.1)
         time.sleep(2.0)  # let discovery settle both ways
+        process = receiving_process(psutil.Process(receiver.pid))
+        cpu_before = cpu_seconds(process)
         started = time.monotonic()
         for index in range(frames):
             message.header.stamp.sec = index
@@ -97,6 +142,7 @@ def measure(command, answer_type, frames, width, height):
             rclpy.spin_once(node, timeout_sec=0)
         while len(answers) < frames and time.monotonic() < started + 300:
             rclpy.spin_once(node, timeout_sec=0.05)
+        cpu = cpu_seconds(process) - cpu_before
     finally:
         os.killpg(receiver.pid, signal.SIGINT)
         try:
@@ -106,54 +152,72 @@ def measure(command, answer_type, frames, width, height):
         node.destroy_node()
     elapsed = answers[-1] - started if answers else float('nan')
     return {'answered': len(answers), 'seconds': round(elapsed, 2),
-            'fps': round(len(answers) / elapsed, 1) if answers else 0.0}
+            'fps': round(len(answers) / elapsed, 1) if answers else 0.0,
+            'receiving_process_cpu_ms_per_frame': round(cpu * 1000.0 / frames, 3)}
 
 
 def main(argv=None):
-    """Run the relay baseline and the node; print JSON."""
+    """Run the relay baseline and the node for each transport; print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--frames', type=int, default=300)
     parser.add_argument('--width', type=int, default=1280)
     parser.add_argument('--height', type=int, default=720)
     parser.add_argument('--workers', type=int, default=3)
     parser.add_argument('--latency-ms', type=float, default=16.7)
+    parser.add_argument('--transports', nargs='+', choices=TRANSPORTS, default=list(TRANSPORTS))
     args = parser.parse_args(argv)
     import rclpy
     from std_msgs.msg import Header
     from vision_msgs.msg import Detection2DArray
 
     os.environ.setdefault('ROS_DOMAIN_ID', '57')
+    ideal = args.workers / (args.latency_ms / 1000.0)
+    load_before = os.getloadavg()
+    cases = {}
     rclpy.init()
     try:
-        relay = measure([sys.executable, os.path.abspath(__file__), RELAY], Header,
-                        args.frames, args.width, args.height)
-        node = measure(['ros2', 'run', 'rk_yolo_ros', 'yolo_node', '--ros-args',
-                        '-p', 'backend:=emulated', '-p', f'workers:={args.workers}',
-                        '-p', f'emulated_latency_ms:={args.latency_ms}',
-                        '-p', 'qos_history:=keep_all'],
-                       Detection2DArray, args.frames, args.width, args.height)
+        for transport in args.transports:
+            message, described = make_message(transport, args.width, args.height)
+            relay = measure([sys.executable, os.path.abspath(__file__), RELAY, transport],
+                            Header, args.frames, message)
+            node = measure(['ros2', 'run', 'rk_yolo_ros', 'yolo_node', '--ros-args',
+                            '-p', 'backend:=emulated', '-p', f'workers:={args.workers}',
+                            '-p', f'emulated_latency_ms:={args.latency_ms}',
+                            '-p', 'qos_history:=keep_all',
+                            '-p', f'input_transport:={transport}'],
+                           Detection2DArray, args.frames, message)
+            cases[transport] = {
+                'image': described,
+                'bare_relay': relay,
+                'yolo_node': node,
+                'node_vs_relay': round(node['fps'] / relay['fps'], 3) if relay['fps'] else None,
+                'node_vs_pipeline_ideal': round(node['fps'] / ideal, 3),
+            }
     finally:
         rclpy.try_shutdown()
-    ideal = args.workers / (args.latency_ms / 1000.0)
     print(json.dumps({
         'benchmark': 'node_throughput',
         'backend': 'emulated NPU backend (fixed sleep latency; not real inference)',
         'machine': {'platform': platform.platform(), 'cpus': os.cpu_count(),
                     'python': platform.python_version(),
-                    'rmw': os.environ.get('RMW_IMPLEMENTATION', 'default')},
-        'inputs': {'frames': args.frames, 'image': f'{args.width}x{args.height} bgr8',
-                   'qos': 'reliable keep_all', 'workers': args.workers,
-                   'emulated_latency_ms': args.latency_ms},
-        'bare_relay': relay,
-        'yolo_node': node,
-        'node_vs_relay': round(node['fps'] / relay['fps'], 3) if relay['fps'] else None,
-        'node_vs_pipeline_ideal': round(node['fps'] / ideal, 3),
+                    'rmw': os.environ.get('RMW_IMPLEMENTATION', 'default'),
+                    'load_average_1_5_15_before': load_before,
+                    'load_average_1_5_15_after': os.getloadavg()},
+        'inputs': {'frames': args.frames, 'qos': 'reliable keep_all', 'workers': args.workers,
+                   'emulated_latency_ms': args.latency_ms,
+                   'pipeline_ideal_fps': round(ideal, 1),
+                   'cpu_note': 'receiving_process_cpu_ms_per_frame: CPU of the process that '
+                               'runs the node (yolo_node: its main process, not its workers; '
+                               'the relay: all of it), from the first publish to the last '
+                               'answer, per frame'},
+        'cases': cases,
     }, indent=2))
-    return 0 if node['answered'] == args.frames else 1
+    return 0 if all(case['yolo_node']['answered'] == args.frames
+                    for case in cases.values()) else 1
 
 
 if __name__ == '__main__':
     if RELAY in sys.argv:
-        run_relay()
+        run_relay(sys.argv[sys.argv.index(RELAY) + 1])
     else:
         sys.exit(main())

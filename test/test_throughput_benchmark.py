@@ -45,6 +45,19 @@ def test_rate_mode_reports_latency_from_submit_to_release(capsys):
     assert len(report['machine']['load_average_1_5_15_before']) == 3
 
 
+def test_compressed_mode_measures_worker_decoding_beside_decoding_here(capsys):
+    """--compressed: JPEG bytes the workers decode, and the same decoded in the main process."""
+    code = throughput_benchmark.main(['--workers', '1', '--frames', '8', '--compressed',
+                                      '--latency-ms', '2'])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report['benchmark'] == 'pipeline_throughput_compressed'
+    assert report['inputs']['source_size'] == [1280, 720]
+    assert 'JPEG' in report['inputs']['source']
+    assert [row['feed'] for row in report['results']] == ['jpeg', 'jpeg_decoded_here']
+    for row in report['results']:
+        assert row['frames_lost'] == 0 and row['frames_failed'] == 0
+
+
 @pytest.mark.parametrize('rate', ['0', '-5', 'inf', 'fast'])
 def test_rate_must_be_positive(rate, capsys):
     with pytest.raises(SystemExit):

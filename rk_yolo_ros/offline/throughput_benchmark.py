@@ -28,7 +28,12 @@ emulated inference time, beside that inference alone timed the same way in the s
 (``time.sleep`` overshoots on a busy machine). Throughput is not the question there: what a
 camera's consumer waits for each frame is.
 
+With ``--compressed`` the input is a 1280x720 JPEG (a real photo) handed over as bytes
+(``submit_encoded``: a worker decodes it), measured beside the same JPEG decoded in the main
+process first (the baseline), for each worker count.
+
     rk-yolo bench [--latency-ms 16.7] [--frames 300] [--workers 1 2 3] [--rate 30]
+                  [--compressed]
 """
 
 import argparse
@@ -46,9 +51,13 @@ import psutil
 from rk_yolo_ros.core.counters import percentiles_ms
 from rk_yolo_ros.core.frame_processing import FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
+from rk_yolo_ros.yolo import demo_assets
 from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
+RAW_SIZE = (1920, 1080)
+COMPRESSED_SIZE = (1280, 720)
+JPEG_QUALITY = 90
 BACKEND_LABEL = 'emulated NPU backend (fixed sleep latency + synthetic YOLO outputs; not real ' \
                 'inference)'
 
@@ -98,7 +107,45 @@ def emulated_inference_alone(latency_s, layout, count=100):
     return {'inference_alone_p50_ms': round(p50, 2), 'inference_alone_p99_ms': round(p99, 2)}
 
 
-def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=None):
+def camera_like_jpeg(width, height, quality=JPEG_QUALITY):
+    """
+    Return JPEG bytes of a camera-like picture and what it is.
+
+    zidane.jpg (a real photo; random pixels would make an unrealistic JPEG) resized to
+    ``width`` x ``height`` when the demo images are cached, else a smooth gradient.
+    """
+    paths = [p for p in demo_assets.image_paths() or [] if p.name == 'zidane.jpg']
+    if paths:
+        pixels = cv2.resize(cv2.imread(str(paths[0])), (width, height),
+                            interpolation=cv2.INTER_AREA)
+        picture = paths[0].name
+    else:
+        ramp = np.add.outer(np.linspace(0, 127, height), np.linspace(0, 127, width))
+        pixels = np.repeat(ramp[:, :, np.newaxis], 3, axis=2).astype(np.uint8)
+        picture = 'a gradient'
+    ok, data = cv2.imencode('.jpg', pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError('OpenCV could not encode a JPEG')
+    return data.tobytes(), f'{width}x{height} JPEG (quality {quality}) of {picture}, ' \
+                           f'{data.size} bytes'
+
+
+def _feeder(feed, source_size):
+    """Return ``submit(pipeline, index) -> frame id`` for one kind of input."""
+    width, height = source_size
+    if feed == 'raw':
+        rng = np.random.default_rng(0)
+        inputs = [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+        return lambda pipeline, index: pipeline.submit(inputs[index % len(inputs)])
+    data, _ = camera_like_jpeg(width, height)
+    if feed == 'jpeg':  # the workers decode
+        return lambda pipeline, index: pipeline.submit_encoded(data)
+    return lambda pipeline, index: pipeline.submit(  # 'jpeg_decoded_here': the old way
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+
+
+def measure(workers, latency_s, frames, layout, source_size=RAW_SIZE, rate=None,
+            feed='raw'):
     """Run one configuration (flat out, or ``rate`` frames/s) and return its figures."""
     latencies = []
     statuses = []
@@ -118,9 +165,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=N
     factory = YoloDetectorFactory(backend='emulated', emulated_latency_s=latency_s,
                                   emulated_layout=layout)
     config = PipelineConfig(workers=workers)
-    width, height = source_size
-    rng = np.random.default_rng(0)
-    inputs = [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(4)]
+    submit = _feeder(feed, source_size)
     lock = threading.Lock()  # on_frame must not look up an id before submit recorded it
 
     def on_frame_locked(frame):
@@ -130,14 +175,13 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=N
     with FramePipeline(config, factory, on_frame_locked if rate else on_frame) as pipeline:
         warmup = 4 * workers
         for index in range(warmup):
-            pipeline.submit(inputs[index % len(inputs)])
+            submit(pipeline, index)
         pipeline.flush()
         del latencies[:], statuses[:]
         cpu_before = me.cpu_times()
         wall_before = time.perf_counter()
         late = 0
         for index in range(frames):
-            image = inputs[index % len(inputs)]
             if rate:
                 due = wall_before + index / rate
                 wait = due - time.perf_counter()
@@ -147,10 +191,10 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=N
                     late += wait < -0.5 / rate  # behind by half a frame period or more
                 started = time.monotonic()
                 with lock:  # the id is known only once submit returns
-                    frame_id = pipeline.submit(image)
+                    frame_id = submit(pipeline, index)
                     submitted[frame_id] = started
             else:
-                pipeline.submit(image)
+                submit(pipeline, index)
         pipeline.flush()
         wall = time.perf_counter() - wall_before
         cpu_after = me.cpu_times()
@@ -178,6 +222,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=N
         }
     return {
         'workers': workers,
+        'feed': feed,
         'frames': frames,
         'fps': round(fps, 2),
         'ideal_fps': round(ideal, 2),
@@ -195,17 +240,27 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080), rate=N
 
 
 def run_benchmark(workers=(1, 2, 3), latency_ms=16.7, frames=300, layout='ultralytics',
-                  rate=None):
+                  rate=None, compressed=False):
     """Run every configuration; return the JSON-ready report."""
     load_before = os.getloadavg()
-    results = [measure(count, latency_ms / 1000.0, frames, layout, rate=rate)
-               for count in workers]
+    source_size = COMPRESSED_SIZE if compressed else RAW_SIZE
+    feeds = ('jpeg', 'jpeg_decoded_here') if compressed else ('raw',)
+    results = [measure(count, latency_ms / 1000.0, frames, layout, source_size, rate, feed)
+               for count in workers for feed in feeds]
     report = {
-        'benchmark': 'pipeline_latency_at_camera_rate' if rate else 'pipeline_throughput',
+        'benchmark': ('pipeline_latency_at_camera_rate' if rate else 'pipeline_throughput')
+        + ('_compressed' if compressed else ''),
         'backend': BACKEND_LABEL,
         'machine': dict(machine_info(), load_average_1_5_15_before=load_before,
                         load_average_1_5_15_after=os.getloadavg()),
-        'inputs': {'source_size': [1920, 1080], 'output_height': 720,
+        'inputs': {'source_size': list(source_size), 'output_height': 720,
+                   'source': (camera_like_jpeg(*source_size)[1] if compressed
+                              else 'random pixels, bgr'),
+                   'feeds': {'raw': 'submit(BGR frame)',
+                             'jpeg': 'submit_encoded(JPEG bytes): a worker decodes',
+                             'jpeg_decoded_here': 'cv2.imdecode in the main process, then '
+                                                  'submit (the baseline: decoding where the '
+                                                  'frames arrive)'},
                    'emulated_latency_ms': latency_ms, 'emulated_output_layout': layout,
                    'frames_per_config': frames, 'start_method': 'spawn',
                    'rate_fps': rate or 'as fast as accepted',
@@ -241,8 +296,12 @@ def main(argv=None, prog=None):
     parser.add_argument('--rate', type=_positive_rate, default=None, metavar='FPS',
                         help="feed frames at this rate (a camera's pace) and report the latency "
                              'from submit to release; default: as fast as accepted')
+    parser.add_argument('--compressed', action='store_true',
+                        help='feed 1280x720 JPEG bytes that the workers decode, beside the same '
+                             'JPEGs decoded in the main process (the baseline)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    report = run_benchmark(args.workers, args.latency_ms, args.frames, args.layout, args.rate)
+    report = run_benchmark(args.workers, args.latency_ms, args.frames, args.layout, args.rate,
+                           args.compressed)
     print(json.dumps(report, indent=2))
     return 1 if any(r['frames_lost'] for r in report['results']) else 0
