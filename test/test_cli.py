@@ -97,7 +97,7 @@ def test_bench_runs_the_throughput_benchmark(capsys):
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path):
-    """On a pseudo-terminal stderr shows frames, fps and ETA; piped stderr has no bar."""
+    """On a pseudo-terminal stderr shows frames, rate and ETA; piped stderr has no bar."""
     video = write_video(tmp_path / 'in.mp4', 30)
     command = [sys.executable, '-m', 'rk_yolo_ros', 'run', str(video)] + FAST_RUN[:-2]
     master, slave = pty.openpty()
@@ -117,7 +117,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path):
     assert process.wait(timeout=60) == 0
     process.stdout.close()
     text = shown.decode()
-    assert '30/30 frames' in text and 'fps' in text and 'ETA' in text and '\r' in text
+    assert '30/30 frames' in text and 'frames/s' in text and 'ETA' in text and '\r' in text
     piped = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            universal_newlines=True, env=python_env(), timeout=60)
     assert piped.returncode == 0
