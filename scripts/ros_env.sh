@@ -5,7 +5,16 @@
 _rk_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${ROS_DISTRO:-}" ]; then
   if [ -f "$_rk_root/../shared/ros2/setup.sh" ] && [ "$(id -u)" = 0 ]; then
-    bash "$_rk_root/../shared/ros2/setup.sh"
+    echo "ros_env: checking the prebuilt ROS 2 Humble (../shared/ros2/setup.sh); it installs" \
+         "the system packages it lacks with apt-get"
+    if ! bash "$_rk_root/../shared/ros2/setup.sh"; then
+      echo "ros_env: setting up ROS 2 failed (see apt's message above). If apt-get or dpkg" \
+           "reported a lock ('Could not get lock ... held by process'), another package" \
+           "manager is running (apt, dpkg, unattended-upgrades): wait until it ends and run" \
+           "this again; if dpkg was interrupted, 'dpkg --configure -a' repairs it." >&2
+      unset _rk_root
+      return 1
+    fi
   fi
   set +u
   if [ -f /opt/ros2_ws/ros_env.sh ]; then
