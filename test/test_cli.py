@@ -136,6 +136,29 @@ def test_a_model_of_the_wrong_shape_is_one_line_before_any_worker(tmp_path, caps
     assert not out.exists()
 
 
+def test_a_worker_that_cannot_start_is_reported_in_one_line(tmp_path, capsys):
+    """
+    A dynamic-size model passes the main-process check but fails in the worker: one line each.
+
+    Its outputs are known only once it runs, so the worker's first inference finds them wrong;
+    the traceback is left to --verbose, and the summary says the output was never written.
+    """
+    from test_model_check import needs_onnx, write_onnx
+    if needs_onnx.args[0]:
+        pytest.skip(needs_onnx.kwargs['reason'])
+    model = write_onnx(tmp_path / 'dynamic.onnx', input_shape=(1, 3, 'h', 'w'))
+    video = write_video(tmp_path / 'in.mp4', 3)
+    jsonl = tmp_path / 'd.jsonl'
+    assert cli.main(['run', str(video), '--model', str(model), '--workers', '1', '--jsonl',
+                     str(jsonl), '--cpu-affinity', 'none', '--progress', 'off']) == 1
+    captured = capsys.readouterr()
+    assert 'Traceback' not in captured.err + captured.out
+    assert 'could not start: DecodeError: dynamic.onnx: unexpected output shape (1, 3)' in \
+        captured.err
+    assert f'jsonl {jsonl}: not written (no frame reached it)' in captured.out
+    assert not jsonl.exists()
+
+
 def test_a_rejected_source_leaves_no_output_folder(tmp_path, capsys):
     """A missing source with -o: exit 2, and the output folder was never made."""
     out = tmp_path / 'out'

@@ -79,8 +79,11 @@ def test_worker_start_failure_ends_cleanly(tmp_path):
                              [VideoSink(out, 10.0)]).run()
     assert summary.exit_code == 1
     assert 'the workers could not start' in summary.error
-    assert 'nonexistent.rknn' in summary.error
+    assert 'nonexistent.rknn' in summary.error and '\n' not in summary.error  # one line
     assert not out.exists()
+    assert summary.outputs == [{'kind': 'video', 'path': str(out), 'created': False,
+                                'frames': 0, 'text': f'video {out}: not written (no frame '
+                                                     'reached it)'}]
 
 
 def test_overlay_shows_the_inputs_own_frame_number(monkeypatch):

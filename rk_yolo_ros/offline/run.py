@@ -94,7 +94,7 @@ class RunSummary:
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
     workers: List[Dict[str, Any]] = field(default_factory=list)
-    outputs: List[Dict[str, Any]] = field(default_factory=list)  # kind, path, frames, text
+    outputs: List[Dict[str, Any]] = field(default_factory=list)  # ResultSink.report() each
     stopped_by: str = ''  # '' (ran to the end), 'max-frames', 'interrupted', 'error'
     signal: str = ''  # the stop signal that ended the run ('Ctrl-C', 'SIGTERM', 'SIGHUP')
     error: str = ''
@@ -383,9 +383,7 @@ class OfflineRun:
             if not self.summary.error:  # the first cause is the run's error
                 self.summary.error = str(error)
                 self.summary.stopped_by, self.summary.exit_code = 'error', EXIT_ERROR
-        self.summary.outputs = [{'kind': sink.name, 'path': str(sink.path),
-                                 'frames': sink.written, 'text': sink.describe()}
-                                for sink in self.sinks]
+        self.summary.outputs = [sink.report() for sink in self.sinks]
         if self.progress is not None:
             self.progress.close()
 

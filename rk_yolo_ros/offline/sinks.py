@@ -206,7 +206,7 @@ def fit_into(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
 
 
 class ResultSink(abc.ABC):
-    """One output; ``written`` counts the frames it holds."""
+    """One output; ``written`` counts the frames it holds, ``created`` says if it exists."""
 
     name = 'output'
 
@@ -214,6 +214,7 @@ class ResultSink(abc.ABC):
         """Remember the output path."""
         self.path = pathlib.Path(path)
         self.written = 0
+        self.created = False
 
     def create(self) -> None:
         """Create the output (in the thread that writes it); raise SinkError if it cannot."""
@@ -229,6 +230,13 @@ class ResultSink(abc.ABC):
     def describe(self) -> str:
         """Return a one-line description for the summary."""
         return f'{self.name} {self.path} ({self.written} frames)'
+
+    def report(self) -> Dict[str, Any]:
+        """Return what the output holds, for the run's summary (text: one line)."""
+        text = (self.describe() if self.created else
+                f'{self.name} {self.path}: not written (no frame reached it)')
+        return {'kind': self.name, 'path': str(self.path), 'created': self.created,
+                'frames': self.written, 'text': text}
 
 
 class VideoSink(ResultSink):
@@ -270,6 +278,7 @@ class VideoSink(ResultSink):
                 raise SinkError(f'cannot write video {self.path}: OpenCV could not open it for '
                                 f'{self.fourcc} (checked before the run: was the folder or the '
                                 'disk changed since?)')
+            self.created = True
         self._writer.write(np.ascontiguousarray(fit_into(image, self.size)))
         self.written += 1
 
@@ -316,6 +325,7 @@ class JsonLinesSink(ResultSink):
             self._file = open(self.path, 'w', encoding='utf-8')
         except OSError as error:
             raise SinkError(f'cannot create {self.path}: {describe_os_error(error)}') from error
+        self.created = True
 
     def write(self, record: FrameRecord) -> None:
         """Write and flush the frame's line (so a failure shows at the frame that hit it)."""
@@ -467,6 +477,7 @@ class BagSink(ResultSink):
             self._abort()
             raise SinkError(f'cannot create bag {self.path}: {type(error).__name__}: '
                             f'{error}') from error
+        self.created = True
         self._last_commit = time.monotonic()
 
     def _header(self, meta: FrameMeta) -> Any:
