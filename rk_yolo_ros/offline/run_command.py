@@ -341,16 +341,23 @@ def _log_through(progress: ProgressBar, verbose: bool):
     handler = ProgressLogHandler(progress)
     handler.setFormatter(_LogFormatter(verbose))
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger = logging.getLogger('rk_yolo_ros')
-    level = logger.level
-    if verbose:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+    # The run logs to rk_yolo_ros.offline (OfflineRun's logger, also the pipeline's); other
+    # modules to loggers under rk_yolo_ros. Both get the handler and stop propagating, so each
+    # message shows once, here, also where loggers do not propagate by default (launch's).
+    loggers = [logging.getLogger('rk_yolo_ros'), logging.getLogger('rk_yolo_ros.offline')]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        if verbose:
+            logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
     try:
         yield
     finally:  # leave logging as it was (runs inside a larger program or a test session)
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for logger, (level, propagate) in zip(loggers, saved):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def _fail(code: int, error: BaseException) -> int:
