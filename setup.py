@@ -13,7 +13,10 @@ ROSBAGS = 'rosbags>=0.11,<0.12'
 
 def share_files(folder):
     """List the files of a top-level folder for data_files (share/<package>/<folder>)."""
-    return (os.path.join('share', package_name, folder), sorted(glob(os.path.join(folder, '*'))))
+    # Files only: a launch file imported as a module (the tests do) leaves launch/__pycache__/,
+    # and data_files cannot install a folder (the next colcon build would fail).
+    return (os.path.join('share', package_name, folder),
+            sorted(path for path in glob(os.path.join(folder, '*')) if os.path.isfile(path)))
 
 
 setup(
@@ -34,12 +37,16 @@ setup(
     # against, and a pip OpenCV beside it would shadow it (and may pull numpy 2).
     # tqdm: rk-yolo's progress bar (Ubuntu 22.04's python3-tqdm 4.57 is the oldest tested)
     install_requires=['numpy>=1.21', 'psutil', 'PyYAML', 'tqdm>=4.57'],
+    # scipy (the tracker's assignment solver) is an extra too: detection alone does not need its
+    # ~40 MB, and on a ROS machine rosdep installs apt's python3-scipy (package.xml), built for
+    # apt's numpy.
     extras_require={
         'opencv': ['opencv-python-headless'],
         'onnx': ['onnxruntime'],
         'bag': [ROSBAGS],
+        'tracking': ['scipy>=1.8'],
         'model-tools': ['onnx', 'onnxruntime', ROSBAGS],
-        'test': ['pytest', ROSBAGS, 'onnxruntime', 'onnx'],
+        'test': ['pytest', ROSBAGS, 'onnxruntime', 'onnx', 'scipy>=1.8'],
     },
     zip_safe=True,
     maintainer='rk_yolo_ros maintainers',

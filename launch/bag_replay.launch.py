@@ -17,30 +17,49 @@ Replay a rosbag2 recording (sqlite3 or mcap) into yolo_node, optionally with rvi
 
     ros2 launch rk_yolo_ros bag_replay.launch.py bag:=/path/to/bag image_topic:=/camera/image_raw
 
-The bag starts playing once yolo_node reports that its workers are ready, so no frame is
-published before the node subscribes. The node subscribes with keep_all by default here, so a
-Reliable recording replays without losing a frame (for a Best-Effort recording pass
-qos_reliability:=best_effort). Every other argument of yolo.launch.py can be passed too.
+The bag starts playing once yolo_node is active (its lifecycle state, whatever the log level),
+after a short delay for the player's publishers to meet the node's subscription. Every other
+argument of yolo.launch.py can be passed too.
+
+No frame is lost, even at rate:=4 into a node slower than the recording: the player's
+publishers of the image topic are made Reliable keep_all (a QoS override file written here),
+the node subscribes keep_all (qos_history defaults to keep_all here), and the player waits at
+the end until the node has every message. Nothing can be overwritten in either queue, so a
+backlog waits in the middleware instead of being dropped; the player's own pacing could not
+know how fast the node is. (Memory: the backlog is at most the part of the bag not yet
+processed. For a Best-Effort recording pass qos_reliability:=best_effort.)
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
                             OpaqueFunction, RegisterEventHandler)
-from launch.event_handlers import OnProcessIO
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
+from launch_ros.event_handlers import OnStateTransition
+import yaml
 
-READY_TEXT = b'yolo_node]: ready in'  # logged by yolo_node once its workers are up
+DISCOVERY_DELAY_S = 1.0  # lets the player's publishers match the node before the first frame
+LOSSLESS_QOS = {'reliability': 'reliable', 'history': 'keep_all', 'durability': 'volatile'}
 
 
-def play_command(bag, rate='1.0', loop='false', topics=''):
+def qos_overrides(image_topic):
+    """Return ros2 bag play's QoS overrides: the image topics Reliable keep_all."""
+    return {topic: dict(LOSSLESS_QOS) for topic in (image_topic, image_topic + '/compressed')}
+
+
+def play_command(bag, rate='1.0', loop='false', topics='', qos_file=None):
     """Return the `ros2 bag play` command line for the launch arguments' values."""
     if not bag:
         raise ValueError('bag:=<path of a rosbag2 folder or file> is required')
-    command = ['ros2', 'bag', 'play', os.path.expanduser(bag), '--rate', str(float(rate))]
+    command = ['ros2', 'bag', 'play', os.path.expanduser(bag), '--rate', str(float(rate)),
+               '--delay', str(DISCOVERY_DELAY_S)]
+    if qos_file:
+        # wait at the end (0: as long as it takes) until the node has every message
+        command += ['--qos-profile-overrides-path', qos_file, '--wait-for-all-acked', '0']
     if loop.lower() in ('true', '1', 'yes'):
         command.append('--loop')
     if topics.strip():
@@ -48,14 +67,29 @@ def play_command(bag, rate='1.0', loop='false', topics=''):
     return command
 
 
-def _start_player(context, started):
-    """Start `ros2 bag play` once (the first time yolo_node says it is ready)."""
-    if started:
-        return []
-    started.append(True)
+def _player(values):
+    """Return the `ros2 bag play` action, its QoS override file written now."""
+    handle, qos_file = tempfile.mkstemp(prefix='rk_yolo_replay_qos_', suffix='.yaml')
+    with os.fdopen(handle, 'w') as qos:
+        yaml.safe_dump(qos_overrides(values.pop('image_topic')), qos)
+    return ExecuteProcess(cmd=play_command(qos_file=qos_file, **values), name='bag_play',
+                          output='screen')
+
+
+def _play_when_active(context):
+    """Read the arguments now (in this launch's scope), start the player once when active."""
     values = {name: LaunchConfiguration(name).perform(context)
-              for name in ('bag', 'rate', 'loop', 'topics')}
-    return [ExecuteProcess(cmd=play_command(**values), name='bag_play', output='screen')]
+              for name in ('bag', 'rate', 'loop', 'topics', 'image_topic')}
+    started = []
+
+    def start_once(_context):
+        if started:
+            return []
+        started.append(True)
+        return [_player(dict(values))]
+
+    return [RegisterEventHandler(OnStateTransition(
+        goal_state='active', entities=[OpaqueFunction(function=start_once)]))]
 
 
 def generate_launch_description():
@@ -64,23 +98,17 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('bag', description='rosbag2 folder (or .db3 / .mcap file) to '
                               'replay; the storage is detected by ros2 bag play.'),
-        DeclareLaunchArgument('rate', default_value='1.0', description='Playback rate.'),
+        DeclareLaunchArgument('rate', default_value='1.0', description='Playback rate; '
+                              'faster than the node loses nothing (see the file header).'),
         DeclareLaunchArgument('loop', default_value='false', description='Replay in a loop.'),
         DeclareLaunchArgument('topics', default_value='', description='Space-separated topics '
                               'to play (empty: all of them).'),
-        DeclareLaunchArgument('qos_history', default_value='keep_all', description='keep_all '
-                              '(no frame lost) | keep_last.'),
+        DeclareLaunchArgument('qos_history', default_value='keep_all', description='History '
+                              'of the node subscription: keep_all (no frame lost) or keep_last.'),
     ]
-    started = []
-
-    def on_output(event):
-        if READY_TEXT in event.text:
-            return OpaqueFunction(function=_start_player, args=[started])
-        return None
-
     # yolo.launch.py sees every argument given on the command line (workers:=2, rviz:=true,
     # ...) and the qos_history declared above.
     detector = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'yolo.launch.py')))
-    ready = RegisterEventHandler(OnProcessIO(on_stdout=on_output, on_stderr=on_output))
-    return LaunchDescription(arguments + [ready, detector])
+    # after the include, which declares image_topic
+    return LaunchDescription(arguments + [detector, OpaqueFunction(function=_play_when_active)])

@@ -23,19 +23,25 @@ config/yolo.yaml, which holds the defaults), then the arguments given on the com
 argument that is not given does not override the file. Values are read and checked by the
 settings' own rules, so a bad one stops the launch with the same message rk-yolo gives, before
 the node starts; so does rviz:=true where rviz2 is not installed.
+
+yolo_node is a lifecycle node that takes itself to active (autostart:=true, the default);
+autostart:=false leaves it unconfigured for a lifecycle manager.
 """
 
 import os
+import tempfile
 
 from ament_index_python.packages import (get_package_prefix, get_package_share_directory,
                                          PackageNotFoundError)
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from rk_yolo_ros.core import settings
+import yaml
 
 NOT_GIVEN = ''  # a setting's argument left at this does not override params_file
+RVIZ_FRAME = 'rk_yolo_view'  # the fixed frame of rviz/yolo.rviz
 # name: (default, description) of the arguments that are not node settings
 LAUNCH_ARGUMENTS = {
     'image_topic': ('/image_raw', 'Input image topic, remapped to the node topic "image" (and '
@@ -59,6 +65,20 @@ def setting_overrides(context):
     return overrides
 
 
+def overrides_file(context) -> str:
+    """
+    Write the given settings into a parameters file (passed after params_file, so it wins).
+
+    A file rather than a dict: launch_ros cannot pass an empty list (cpu_affinity:=[]) as a
+    parameter, a parameters file can.
+    """
+    handle, path = tempfile.mkstemp(prefix='rk_yolo_launch_', suffix='.yaml')
+    with os.fdopen(handle, 'w') as stream:
+        yaml.safe_dump({'/**/yolo_node': {'ros__parameters': setting_overrides(context)}},
+                       stream)
+    return path
+
+
 def rviz_available() -> bool:
     """Return True if rviz2 is installed in the sourced ROS environment."""
     try:
@@ -77,19 +97,30 @@ def _nodes(context, share):
                            'the sourced ROS environment); install ros-$ROS_DISTRO-rviz2 or '
                            'launch without rviz:=true. Nothing was started.')
     params_file = LaunchConfiguration('params_file').perform(context)
-    parameters = ([params_file] if params_file else []) + [setting_overrides(context)]
+    parameters = ([params_file] if params_file else []) + [overrides_file(context)]
     image_topic = LaunchConfiguration('image_topic').perform(context)
     namespace = LaunchConfiguration('namespace').perform(context)
-    nodes = [Node(
+    remappings = [('image', image_topic), ('image/compressed', image_topic + '/compressed')]
+    # A LifecycleNode action, so that launch sees its state transitions (bag_replay.launch.py
+    # starts playing when it is active); the node takes itself to active (autostart).
+    nodes = [LifecycleNode(
         package='rk_yolo_ros', executable='yolo_node', name='yolo_node', namespace=namespace,
         output='screen', emulate_tty=True, parameters=parameters,
-        remappings=[('image', image_topic), ('image/compressed', image_topic + '/compressed')],
+        remappings=remappings,
         arguments=['--ros-args', '--log-level',
                    LaunchConfiguration('log_level').perform(context)])]
     if with_rviz:
+        # yolo.rviz names its topics relative (image_annotated, image), so they follow the
+        # namespace and, remapped like the node's, image_topic
         nodes.append(Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
-                          namespace=namespace,
+                          namespace=namespace, remappings=remappings,
                           arguments=['-d', os.path.join(share, 'rviz', 'yolo.rviz')]))
+        # The image displays need no TF, but rviz2 wants its fixed frame to exist: this one
+        # frame of its own does (an identity transform to a child no one else uses).
+        nodes.append(Node(package='tf2_ros', executable='static_transform_publisher',
+                          name='rk_yolo_view_frame', output='log', namespace=namespace,
+                          arguments=['--frame-id', RVIZ_FRAME,
+                                     '--child-frame-id', RVIZ_FRAME + '_image']))
     return nodes
 
 

@@ -23,10 +23,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY310" -m venv "$VENV"
 fi
 mkdir -p "$ROOT/log"
-# The versions of Ubuntu 22.04 (numpy 1.21, OpenCV 4.5, tqdm 4.57) and the last releases that
-# support them.
+# The versions of Ubuntu 22.04 (numpy 1.21, OpenCV 4.5, scipy 1.8, tqdm 4.57) and the last
+# releases that support them.
 if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy==1.21.6" \
-    "opencv-python-headless==4.5.5.64" "onnxruntime==1.16.3" "onnx==1.14.1" "tqdm==4.57.0" \
+    "opencv-python-headless==4.5.5.64" "scipy==1.8.0" "onnxruntime==1.16.3" "onnx==1.14.1" \
+    "tqdm==4.57.0" \
     "rosbags>=0.11,<0.12" psutil PyYAML pytest >"$ROOT/log/board-stack-pip.log" 2>&1 \
   || ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e . \
     >>"$ROOT/log/board-stack-pip.log" 2>&1; then
@@ -34,7 +35,7 @@ if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy==1.21.
   echo "board stack: installing the old stack failed (log/board-stack-pip.log)" >&2
   exit 1
 fi
-echo "board stack: $("$VENV/bin/python" -c 'import sys, numpy, cv2; print(f"Python {sys.version.split()[0]}, numpy {numpy.__version__}, OpenCV {cv2.__version__}")')"
+echo "board stack: $("$VENV/bin/python" -c 'import sys, numpy, cv2, scipy; print(f"Python {sys.version.split()[0]}, numpy {numpy.__version__}, OpenCV {cv2.__version__}, scipy {scipy.__version__}")')"
 # A clean environment: no ROS on the path, so this is the ROS-free suite a pip user runs.
 env -u PYTHONPATH -u AMENT_PREFIX_PATH -u ROS_DISTRO -u LD_LIBRARY_PATH \
   "$VENV/bin/python" -m pytest test -q -p no:cacheprovider "$@"

@@ -13,11 +13,30 @@
 # limitations under the License.
 
 
-"""Fixtures for the demo assets (real model, images, video): fetch them once or skip."""
+"""
+Fixtures for the demo assets (real model, images, video): fetch them once or skip.
+
+Marks the ROS tests ``ros`` and skips those needing a ROS feature the tree lacks (the rules are in
+ros_checks.py).
+"""
 
 import pytest
 
 from rk_yolo_ros.yolo import demo_assets
+from ros_checks import missing_ros_features, needs_ros
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m ros` deselects by the mark
+def pytest_collection_modifyitems(items):
+    """Mark the ROS tests ``ros``; skip those needing a ROS feature this tree lacks."""
+    for item in items:
+        features = tuple(feature for mark in item.iter_markers('ros_feature')
+                         for feature in mark.args)
+        if features or needs_ros(str(item.path)):
+            item.add_marker(pytest.mark.ros)
+        reason = missing_ros_features(features) if features else None
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def _fetch_or_skip(fetch, what):

@@ -29,6 +29,7 @@ import unittest
 
 import pytest
 from rk_yolo_ros.core import settings
+from ros_checks import ros_domain_id
 import yaml
 
 try:
@@ -48,7 +49,7 @@ except ImportError as error:
 else:
     IMPORT_ERROR = None
 
-DOMAIN_ID = 100 + (os.getpid() + 17) % 100
+DOMAIN_ID = ros_domain_id(17)
 START_TIMEOUT_S = 90.0
 FROM_FILE = {'backend': 'emulated', 'workers': 2, 'conf_threshold': 0.6, 'classes': [0, 2],
              'cpu_affinity': [], 'emulated_latency_ms': 5.0, 'output_height': 360,

@@ -20,7 +20,8 @@ The folders are the layers, and the imports keep to them.
   ros (the node) may use core, yolo and messages;
 - only ros/ (and the launch files) import rclpy or any other ROS package;
 - the adapters (ros, offline, model_tools) and the benchmarks use the core's public API only:
-  pipeline, frame_processing, settings and counters, never the pool, slots or reorder inside.
+  pipeline, frame_processing, settings, counters, health and stamp_gaps, never the pool, the
+  slots, the worker messages or the reorder buffer inside.
 Every import counts, also one inside a function.
 """
 
@@ -41,7 +42,7 @@ ALLOWED = {
     'ros': {'core', 'yolo', 'messages', 'ros'},
     '': set(LAYERS),  # the package's entry points (__main__)
 }
-CORE_PUBLIC = {'pipeline', 'frame_processing', 'settings', 'counters'}
+CORE_PUBLIC = {'pipeline', 'frame_processing', 'settings', 'counters', 'health', 'stamp_gaps'}
 ROS_PACKAGES = {'rclpy', 'launch', 'launch_ros', 'launch_testing', 'cv_bridge', 'sensor_msgs',
                 'vision_msgs', 'diagnostic_msgs', 'geometry_msgs', 'std_msgs', 'rcl_interfaces',
                 'builtin_interfaces', 'diagnostic_updater', 'ament_index_python', 'rosbag2_py',

@@ -21,13 +21,13 @@ them (test_pipeline), the node only must not publish them.
 """
 
 import importlib.util
-import os
 import time
 
 import numpy as np
 import pytest
 
 from rk_yolo_ros.core.pipeline import CompletedFrame, FrameStatus
+from ros_checks import ros_domain_id
 
 HAVE_ROS = importlib.util.find_spec('rclpy') is not None
 # A mark, not a module-level skip: that would skip the whole folder under launch_testing.
@@ -42,6 +42,7 @@ class Running:
         """Start the node (1 emulated worker) in its own domain, and the recorders."""
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+        from rclpy.lifecycle import TransitionCallbackReturn
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import Image
         from diagnostic_msgs.msg import DiagnosticArray
@@ -51,11 +52,14 @@ class Running:
 
         self.rclpy = rclpy
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=100 + (os.getpid() + 53) % 100)
+        rclpy.init(context=self.context, domain_id=ros_domain_id(53))
         overrides = [Parameter('backend', value='emulated'), Parameter('workers', value=1),
                      Parameter('cpu_affinity', value=[]), Parameter('output_height', value=240)]
         self.yolo = YoloNode(context=self.context, namespace='frames',
                              parameter_overrides=overrides)
+        assert self.yolo.trigger_configure() == TransitionCallbackReturn.SUCCESS, \
+            self.yolo.configure_error
+        assert self.yolo.trigger_activate() == TransitionCallbackReturn.SUCCESS
         self.node = rclpy.create_node('frames_test', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.yolo)
@@ -93,7 +97,7 @@ class Running:
         """Return the values of the newest pipeline diagnostics status."""
         for array in reversed(self.diagnostics):
             for status in array.status:
-                if status.name == 'frames/yolo_node: pipeline':
+                if status.name == '/frames/yolo_node: pipeline':
                     return status.level, {v.key: v.value for v in status.values}
         return None, {}
 
@@ -104,9 +108,14 @@ class Running:
         self.rclpy.try_shutdown(context=self.context)
 
 
-@pytest.fixture
-def running():
-    """Give the test a running in-process yolo_node."""
+@pytest.fixture(params=['diagnostic_updater', 'plain publisher'])
+def running(request, monkeypatch):
+    """Give the test a running in-process yolo_node, with each way of publishing diagnostics."""
+    from rk_yolo_ros.ros import diagnostics
+    if request.param == 'plain publisher':
+        monkeypatch.setattr(diagnostics, 'diagnostic_updater', None)
+    elif diagnostics.diagnostic_updater is None:
+        pytest.skip('diagnostic_updater is not installed here (the Humble tree has it)')
     running = Running()
     yield running
     running.close()
@@ -164,3 +173,47 @@ def test_publish_annotated_can_be_switched_off_at_run_time(running):
         running.executor.spin_once(timeout_sec=0.02)
     assert [m.header.stamp.sec for m in running.detections] == [7]
     assert running.annotated == []
+
+
+def test_frames_lost_upstream_are_counted_from_the_stamp_gaps(running):
+    """A steady 20 Hz stream with 3 frames missing: /diagnostics says 3 lost, and WARNs."""
+    running.spin_until(lambda: running.publisher.get_subscription_count() > 0, 30.0,
+                       'the node to subscribe')
+    sent = [i for i in range(24) if i not in (14, 15, 16)]
+    for count, index in enumerate(sent, start=1):
+        message = running.image(100 + index // 20)
+        message.header.stamp.nanosec = (index % 20) * 50_000_000
+        running.publisher.publish(message)
+        running.spin_until(lambda: len(running.detections) == count, 30.0, f'frame {index}')
+    running.spin_until(lambda: running.pipeline_status()[1].get('frames_ok') == str(len(sent)),
+                       5.0, 'diagnostics')
+    level, values = running.pipeline_status()
+    assert values['frames_lost'] == '3'
+    assert [key for key in values if key.startswith('reason: lost: 3 frame(s) missing')]
+    from diagnostic_msgs.msg import DiagnosticStatus
+    assert level == DiagnosticStatus.WARN
+
+
+def test_tracking_switched_at_run_time_gives_ids_and_starts_new_tracks(running):
+    """Tracking on: Detection2D.id holds stable track ids; off: empty; on again: new ids."""
+    from rclpy.parameter import Parameter
+    running.spin_until(lambda: running.publisher.get_subscription_count() > 0, 30.0,
+                       'the node to subscribe')
+
+    def ids_of(sec):
+        count = len(running.detections)
+        running.publisher.publish(running.image(sec))
+        running.spin_until(lambda: len(running.detections) > count, 30.0, f'frame {sec}')
+        return [d.id for d in running.detections[-1].detections]
+
+    assert set(ids_of(1)) == {''}  # off by default
+    result = running.yolo.set_parameters([Parameter('tracking', value=True)])[0]
+    assert result.successful, result.reason
+    tracked = [ids_of(sec) for sec in range(2, 7)]  # the emulated backend repeats its boxes
+    assert any(tracked[-1]) and tracked[-1] == tracked[-2] == tracked[-3]
+    assert running.yolo.set_parameters([Parameter('tracking', value=False)])[0].successful
+    assert set(ids_of(7)) == {''}
+    assert running.yolo.set_parameters([Parameter('tracking', value=True)])[0].successful
+    again = [ids_of(sec) for sec in range(8, 12)]
+    assert any(again[-1]) and again[-1] == again[-2]
+    assert min(int(i) for i in again[-1] if i) > max(int(i) for i in tracked[-1] if i)

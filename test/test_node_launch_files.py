@@ -80,20 +80,30 @@ def test_bag_replay_builds_and_requires_a_bag():
 
 
 def test_bag_play_command():
-    """The player command carries the bag, rate, loop and topic selection."""
-    play_command = load_launch_module('bag_replay.launch.py').play_command
-    assert play_command('/bags/run1') == ['ros2', 'bag', 'play', '/bags/run1', '--rate', '1.0']
-    assert play_command('run.mcap', rate='2', loop='true', topics='/a /b') == [
-        'ros2', 'bag', 'play', 'run.mcap', '--rate', '2.0', '--loop', '--topics', '/a', '/b']
+    """The player command carries the bag, rate, loop, topics and the lossless QoS file."""
+    module = load_launch_module('bag_replay.launch.py')
+    assert module.play_command('/bags/run1') == [
+        'ros2', 'bag', 'play', '/bags/run1', '--rate', '1.0', '--delay', '1.0']
+    assert module.play_command('run.mcap', rate='2', loop='true', topics='/a /b',
+                               qos_file='/tmp/q.yaml') == [
+        'ros2', 'bag', 'play', 'run.mcap', '--rate', '2.0', '--delay', '1.0',
+        '--qos-profile-overrides-path', '/tmp/q.yaml', '--wait-for-all-acked', '0', '--loop',
+        '--topics', '/a', '/b']
+    assert module.qos_overrides('/cam') == {
+        topic: {'reliability': 'reliable', 'history': 'keep_all', 'durability': 'volatile'}
+        for topic in ('/cam', '/cam/compressed')}
     with pytest.raises(ValueError, match='bag:=<path'):
-        play_command('')
+        module.play_command('')
 
 
-def test_rviz_config_shows_the_annotated_image_reliably():
-    """rviz/yolo.rviz parses and subscribes to /image_annotated with Reliable QoS."""
+def test_rviz_config_follows_the_namespace_and_needs_no_tf():
+    """yolo.rviz shows image_annotated (Reliable) and image by relative names; its own frame."""
     config = yaml.safe_load((ROOT / 'rviz' / 'yolo.rviz').read_text())
-    displays = config['Visualization Manager']['Displays']
-    annotated = [d for d in displays if d.get('Topic', {}).get('Value') == '/image_annotated']
-    assert len(annotated) == 1 and annotated[0]['Enabled']
-    assert annotated[0]['Class'] == 'rviz_default_plugins/Image'
-    assert annotated[0]['Topic']['Reliability Policy'] == 'Reliable'
+    displays = {d['Name']: d for d in config['Visualization Manager']['Displays']}
+    annotated = displays['Annotated image']
+    assert annotated['Enabled'] and annotated['Class'] == 'rviz_default_plugins/Image'
+    assert annotated['Topic']['Value'] == 'image_annotated'
+    assert annotated['Topic']['Reliability Policy'] == 'Reliable'
+    assert displays['Input image']['Topic']['Value'] == 'image'
+    module = load_launch_module('yolo.launch.py')
+    assert config['Visualization Manager']['Global Options']['Fixed Frame'] == module.RVIZ_FRAME

@@ -23,6 +23,7 @@ import threading
 import time
 
 import pytest
+from ros_checks import ros_domain_id
 
 # A mark, not a module-level skip: that would skip the whole folder under launch_testing.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec('rclpy') is None,
@@ -35,7 +36,7 @@ def run_node(*parameters):
     command = [sys.executable, '-m', 'rk_yolo_ros.ros.yolo_node', '--ros-args']
     for parameter in parameters:
         command += ['-p', parameter]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + (os.getpid() + 71) % 100))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domain_id(71)))
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     return result.returncode, result.stdout + result.stderr
 
@@ -66,7 +67,7 @@ def test_node_exits_1_when_its_workers_cannot_be_restarted():
     psutil = pytest.importorskip('psutil')
     command = [sys.executable, '-m', 'rk_yolo_ros.ros.yolo_node', '--ros-args', '-p',
                'backend:=emulated', '-p', 'workers:=1', '-p', 'cpu_affinity:=[]']
-    env = dict(os.environ, ROS_DOMAIN_ID=str(100 + (os.getpid() + 72) % 100))
+    env = dict(os.environ, ROS_DOMAIN_ID=str(ros_domain_id(72)))
     node = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     lines = []
@@ -76,7 +77,7 @@ def test_node_exits_1_when_its_workers_cannot_be_restarted():
     deadline = time.monotonic() + 90.0
     try:
         while node.poll() is None and time.monotonic() < deadline:
-            if any('ready in' in line for line in lines):  # kill only once it runs
+            if any('active: input' in line for line in lines):  # kill only once it runs
                 for child in psutil.Process(node.pid).children():
                     try:
                         if 'spawn_main' in ' '.join(child.cmdline()) and \

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX, SHM_DIR
+from ros_checks import ros_domain_id
 
 try:
     import rclpy
@@ -117,7 +118,7 @@ class Harness:
 @pytest.fixture
 def harness():
     """Give the test its own ROS domain, test node and node processes."""
-    domain_id = 100 + (os.getpid() + 37) % 100
+    domain_id = ros_domain_id(37)
     harness = Harness(domain_id)
     yield harness
     harness.close()

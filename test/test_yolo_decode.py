@@ -186,11 +186,20 @@ def _reference_nms(boxes, scores, class_ids, iou_threshold):
     return sorted(keep, key=lambda i: -scores[i])
 
 
-@pytest.mark.parametrize('seed,iou,dense',
-                         list(itertools.product(range(5), (0.3, 0.45, 0.7), (True, False))))
-def test_nms_matches_an_independent_reference(seed, iou, dense, monkeypatch):
-    if not dense:  # force the path used for more than DENSE_NMS_LIMIT candidates
-        monkeypatch.setattr(yolo_decode, 'DENSE_NMS_LIMIT', 0)
+def _force_nms_path(monkeypatch, path):
+    """Make nms_per_class take one of its three ways, whatever the box count."""
+    monkeypatch.setattr(yolo_decode, 'DENSE_NMS_LIMIT', 10 ** 9 if path == 'dense' else 0)
+    if path == 'one_by_one':  # what the cluster rounds fall back to
+        monkeypatch.setattr(yolo_decode, '_greedy_by_clusters', lambda *args: None)
+
+
+NMS_PATHS = ('dense', 'clusters', 'one_by_one')
+
+
+@pytest.mark.parametrize('seed,iou,path', list(itertools.product(
+    range(5), (0.3, 0.45, 0.7), NMS_PATHS)))
+def test_nms_matches_an_independent_reference(seed, iou, path, monkeypatch):
+    _force_nms_path(monkeypatch, path)
     rng = np.random.default_rng(seed)
     corners = rng.uniform(0, 200, (150, 2))
     boxes = np.concatenate([corners, corners + rng.uniform(10, 80, (150, 2))], 1)
@@ -200,6 +209,179 @@ def test_nms_matches_an_independent_reference(seed, iou, dense, monkeypatch):
     kept = nms_per_class(boxes, scores, class_ids, iou, 1000)
     assert kept.tolist() == _reference_nms(boxes, scores, class_ids, iou)
     assert nms_per_class(boxes, scores, class_ids, iou, 5).tolist() == kept[:5].tolist()
+
+
+def _greedy_by_definition(boxes, scores, class_ids, iou_threshold, max_detections):
+    """
+    Class-aware greedy NMS written straight from nms_per_class's definition, pair by pair.
+
+    float32 scalars throughout, like the decoder's boxes: each class is shifted by class id x
+    (largest coordinate + 1); boxes are visited best score first, ties lower index first; a
+    box is kept unless its IoU with a box kept before exceeds the threshold, compared in
+    float32 (numpy's rule for a Python float against float32 values); at most max_detections.
+    """
+    f32, zero = np.float32, np.float32(0)
+    span = f32(float(max(boxes.max(), 0.0)) + 1.0)
+    threshold = f32(iou_threshold)
+    shifted = [[f32(v) + f32(c) * span for v in box] for box, c in zip(boxes, class_ids)]
+
+    def area(b):
+        return max(b[2] - b[0], zero) * max(b[3] - b[1], zero)
+
+    def iou(a, b):
+        inter = (max(min(a[2], b[2]) - max(a[0], b[0]), zero)
+                 * max(min(a[3], b[3]) - max(a[1], b[1]), zero))
+        union = area(a) + area(b) - inter
+        return inter / union if union > zero else zero
+
+    kept = []
+    for i in sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i)):
+        if len(kept) == max_detections:
+            break
+        if all(iou(shifted[k], shifted[i]) <= threshold for k in kept):
+            kept.append(i)
+    return kept
+
+
+def _nms_case(seed):
+    """Return random (boxes, scores, class_ids, iou_threshold, max_detections), hard cases."""
+    rng = np.random.default_rng(seed)
+    kind = ('crowd', 'grid', 'degenerate', 'beyond_corner')[seed % 4]
+    count = int(rng.integers(1, 160))
+    if kind == 'crowd':  # many jittered boxes around a few objects, some past the image edge
+        objects = int(rng.integers(1, 12))
+        centers = rng.uniform(-20, 660, (objects, 2))
+        sizes = rng.uniform(4, 250, (objects, 2))
+        owner = rng.integers(0, objects, count)
+        middle = centers[owner] + rng.normal(0, 0.08, (count, 2)) * sizes[owner]
+        half = sizes[owner] / 2 * rng.uniform(0.75, 1.25, (count, 2))
+        boxes = np.concatenate([middle - half, middle + half], 1)
+    elif kind == 'grid':  # small integer boxes: IoUs such as 1/2, 1/3 or 3/10 hit thresholds
+        corners = rng.integers(-2, 10, (count, 2))
+        boxes = np.concatenate([corners, corners + rng.integers(0, 5, (count, 2))], 1)
+    elif kind == 'degenerate':  # duplicates, zero width or height, points
+        base = rng.uniform(0, 100, (max(1, count // 4), 2))
+        base = np.concatenate([base, base + rng.uniform(0, 40, base.shape)], 1)
+        boxes = base[rng.integers(0, len(base), count)]
+        flat = rng.random(count) < 0.3
+        boxes[flat, 2 + rng.integers(0, 2)] = boxes[flat, rng.integers(0, 2)]
+        points = rng.random(count) < 0.1
+        boxes[points, 2:] = boxes[points, :2]
+    else:  # boxes past the top-left corner meet the previous class's far corner when shifted
+        far = rng.uniform(80, 100, (count, 2))
+        boxes = np.concatenate([far - rng.uniform(0, 20, (count, 2)), far], 1)
+        beyond = rng.random(count) < 0.5
+        boxes[beyond] -= 101 + rng.uniform(-3, 3, (int(beyond.sum()), 1))
+    boxes = boxes.astype(np.float32)
+    if rng.random() < 0.5:
+        scores = rng.integers(0, 4, count).astype(np.float32) / 4  # many equal scores
+    else:
+        scores = rng.random(count).astype(np.float32)
+    class_ids = rng.integers(0, int(rng.choice([1, 2, 3, 80])), count).astype(np.int32)
+    iou_threshold = float(rng.choice([0.0, 0.3, 1 / 3, 0.45, 0.5, 0.7, 1.0]))
+    max_detections = int(rng.choice([1, 7, 100, 10000]))
+    return boxes, scores, class_ids, iou_threshold, max_detections
+
+
+@pytest.mark.parametrize('seed', range(120))
+def test_nms_is_identical_to_greedy_nms_by_definition(seed, monkeypatch):
+    boxes, scores, class_ids, iou_threshold, max_detections = _nms_case(seed)
+    expected = _greedy_by_definition(boxes, scores, class_ids, iou_threshold, max_detections)
+    kept = nms_per_class(boxes, scores, class_ids, iou_threshold, max_detections)
+    assert kept.dtype == np.int64 and kept.tolist() == expected
+    assert len(kept) <= max_detections and np.all(np.diff(scores[kept]) <= 0)
+    for path in NMS_PATHS:
+        with monkeypatch.context() as patch:
+            _force_nms_path(patch, path)
+            assert nms_per_class(boxes, scores, class_ids, iou_threshold,
+                                 max_detections).tolist() == expected, path
+
+
+def test_cluster_rounds_handle_every_finite_case():
+    """The one-box-at-a-time pass is only a fallback for non-finite boxes."""
+    for seed in range(40):
+        boxes, scores, class_ids, iou_threshold, max_detections = _nms_case(seed)
+        ranked = boxes + (class_ids.astype(np.float32) * (max(boxes.max(), 0) + 1))[:, None]
+        assert yolo_decode._greedy_by_clusters(ranked, iou_threshold, max_detections) is not None
+    boxes[0, 2] = np.inf
+    assert yolo_decode._greedy_by_clusters(boxes, 0.5, 10) is None
+
+
+def test_nms_shift_lets_a_box_past_the_corner_meet_the_previous_class():
+    """
+    Keep the class offset as part of the definition, with its one corner case.
+
+    A box wholly past the top-left corner can land on a box of the previous class when
+    shifted, and is then suppressed like a duplicate.
+    """
+    boxes = np.array([[90, 90, 100, 100], [-11, -11, -1, -1]], np.float32)  # offset 101
+    scores = np.array([0.9, 0.8], np.float32)
+    class_ids = np.array([0, 1], np.int32)
+    assert nms_per_class(boxes, scores, class_ids, 0.5, 10).tolist() == [0]
+    assert _greedy_by_definition(boxes, scores, class_ids, 0.5, 10) == [0]
+
+
+def _reference_split_candidates(outputs, num_classes, conf):
+    """Decode NCHW box/class(/sum) split heads anchor by anchor, in float64, no NMS."""
+    boxes, scores, class_ids = [], [], []
+    tensors = iter(outputs)
+    for stride in STRIDES:
+        box, cls = next(tensors)[0].astype(np.float64), next(tensors)[0]
+        if len(outputs) == 3 * len(STRIDES):
+            next(tensors)  # the score sum only prefilters
+        for row in range(box.shape[1]):
+            for col in range(box.shape[2]):
+                best = int(np.argmax(cls[:, row, col]))
+                if not cls[best, row, col] > conf:
+                    continue
+                logits = box[:, row, col].reshape(4, 16)
+                weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+                left, top, right, bottom = (weights @ np.arange(16)) / weights.sum(axis=1)
+                cx, cy = (col + 0.5) * stride, (row + 0.5) * stride
+                boxes.append([cx - left * stride, cy - top * stride, cx + right * stride,
+                              cy + bottom * stride])
+                scores.append(cls[best, row, col])
+                class_ids.append(best)
+    return np.array(boxes).reshape(-1, 4), np.array(scores, np.float32), np.array(class_ids)
+
+
+@pytest.mark.parametrize('num_classes,score_sum,nhwc',
+                         [(80, True, False), (80, False, True), (1, True, True),
+                          (1, False, False), (3, True, False)])
+def test_split_decode_matches_a_per_anchor_reference(num_classes, score_sum, nhwc):
+    rng = np.random.default_rng(num_classes)
+    outputs = []
+    for stride in STRIDES:
+        grid = SIZE[1] // stride
+        cls = (rng.random((1, num_classes, grid, grid)) ** (24 * num_classes)).astype(np.float32)
+        outputs += [rng.normal(0, 3, (1, 64, grid, grid)).astype(np.float32), cls]
+        if score_sum:
+            outputs.append(np.minimum(cls.sum(axis=1, keepdims=True), 1.0))
+    expected = _reference_split_candidates(outputs, num_classes, 0.3)
+    assert 200 < len(expected[1]) < 1000  # about 5% of the anchors
+    if nhwc:
+        outputs = [np.ascontiguousarray(o.transpose(0, 2, 3, 1)) for o in outputs]
+    boxes, scores, class_ids = YoloDecoder(SIZE).decode(
+        outputs, DetectionSettings(conf_threshold=0.3, iou_threshold=1.0, max_detections=10000))
+    order = np.argsort(-expected[1], kind='stable')
+    assert class_ids.tolist() == expected[2][order].tolist()
+    np.testing.assert_array_equal(scores, expected[1][order])
+    np.testing.assert_allclose(boxes, expected[0][order], rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize('nhwc', [False, True])
+def test_dfl_gives_the_plain_softmax_bit_for_bit(nhwc):
+    """The faster maximum over the bins must not change a single bit of the distances."""
+    rng = np.random.default_rng(7)
+    cells = 6400
+    box = rng.normal(0, 4, (1, 64, 80, 80)).astype(np.float32)
+    kept = np.sort(rng.choice(cells, 700, replace=False))
+    logits = box.reshape(4, 16, cells)[:, :, kept].transpose(2, 0, 1).astype(np.float32)
+    weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+    expected = (weights @ np.arange(16, dtype=np.float32)) / weights.sum(axis=2)
+    if nhwc:  # the same logits gathered from the other layout
+        logits = np.ascontiguousarray(box.transpose(0, 2, 3, 1)).reshape(cells, 4, 16)[kept]
+    np.testing.assert_array_equal(YoloDecoder(SIZE)._dfl(logits), expected)
 
 
 @pytest.mark.parametrize('shapes', [

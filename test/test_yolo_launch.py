@@ -34,6 +34,7 @@ import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX, SHM_DIR
 from rk_yolo_ros.yolo import demo_assets
+from ros_checks import ros_domain_id
 
 try:
     from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
@@ -56,7 +57,7 @@ except ImportError as error:
 else:
     IMPORT_ERROR = None
 
-DOMAIN_ID = 100 + os.getpid() % 100  # its own ROS domain, so parallel runs do not mix
+DOMAIN_ID = ros_domain_id()  # its own ROS domain, so parallel runs do not mix
 START_TIMEOUT_S = 120.0  # workers load the model on a busy 2-core CI machine
 FRAME_TIMEOUT_S = 60.0
 WINDOW = 4  # frames in flight from the test publisher; below the node's queue depth
@@ -258,7 +259,7 @@ class YoloNodeLive(_TestBase):
         """Return the newest /diagnostics values of a node's pipeline status as a dict."""
         for array in reversed(self.diagnostics):
             for status in array.status:
-                if status.name == f'{namespace}/yolo_node: pipeline':
+                if status.name == f'/{namespace}/yolo_node: pipeline':
                     return {item.key: item.value for item in status.values}
         return {}
 

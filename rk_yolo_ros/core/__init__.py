@@ -21,6 +21,7 @@ The ROS-free no-skip pipeline core: the five stages of a frame.
 - reorder (``reorder``): results released strictly in frame order;
 - publish: the adapters' ``on_frame`` handlers (``rk_yolo_ros.ros``, ``rk_yolo_ros.offline``).
 
-Adapters use the public API only: ``pipeline``, ``frame_processing`` and the settings. The core
+Adapters use the public API only: ``pipeline``, ``frame_processing``, ``settings``,
+``counters``, ``health`` (diagnostics policy) and ``stamp_gaps`` (upstream loss). The core
 imports no other layer of the package.
 """

@@ -78,18 +78,32 @@ class FrameTask:
     settings: Any = None  # DetectionSettings for YOLO processors
 
 
+NO_TRACK_ID = -1  # the track id of a detection that belongs to no confirmed track
+
+
 @dataclass
 class Detections:
-    """Detections of one frame, boxes as x1, y1, x2, y2 in the source input's pixels."""
+    """
+    Detections of one frame, boxes as x1, y1, x2, y2 in the source input's pixels.
+
+    ``track_ids`` is empty when the frame went through no tracker; after a tracker it holds one
+    id per detection: a confirmed track's id (>= 1, never reused), or ``NO_TRACK_ID``.
+    """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     scores: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
     class_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
     labels: Sequence[str] = ()
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
 
     def __len__(self):
         """Return the number of detections."""
         return int(self.scores.shape[0])
+
+    @property
+    def tracked(self) -> bool:
+        """Whether ``track_ids`` holds one id per detection (the frame went through a tracker)."""
+        return self.track_ids.shape[0] == self.scores.shape[0]
 
 
 class FrameProcessor(abc.ABC):

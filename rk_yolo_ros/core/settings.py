@@ -178,6 +178,10 @@ SETTINGS: Tuple[Setting, ...] = (
             minimum=0.0, maximum=60000.0),
     Setting('start_method', Kind.STR, 'spawn', 'How worker processes start.',
             choices=START_METHODS),
+    Setting('tracking', Kind.BOOL, False,
+            'Track objects across frames (ByteTrack-style, in frame order): Detection2D.id '
+            'carries the track id; turning it on starts new tracks. Needs scipy.',
+            dynamic=True),
     Setting('publish_annotated', Kind.BOOL, True,
             'Publish image_annotated (the workers draw only when it is on).', dynamic=True,
             ros_only=True),
@@ -193,6 +197,14 @@ SETTINGS: Tuple[Setting, ...] = (
             'frame between publisher and node.', choices=QOS_HISTORY, ros_only=True),
     Setting('qos_depth', Kind.INT, 10, 'Queue depth of the image subscription for keep_last.',
             minimum=1, maximum=10000, ros_only=True),
+    Setting('output_qos_depth', Kind.INT, 30,
+            'Queue depth (Reliable, keep_last) of detections and image_annotated: a subscriber '
+            'that falls this many frames behind (a slow rviz2 or recorder) starts to miss '
+            'them; 30 is one second at camera rate.', minimum=1, maximum=10000, ros_only=True),
+    Setting('autostart', Kind.BOOL, True,
+            'Configure and activate the node (a lifecycle node) as soon as it starts; false '
+            'leaves it unconfigured for a lifecycle manager (ros2 lifecycle set ...).',
+            ros_only=True),
 )
 BY_NAME: Dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 DYNAMIC = tuple(setting.name for setting in SETTINGS if setting.dynamic)

@@ -55,7 +55,8 @@ OUTPUT_DIR_FILES = {'video': 'annotated.mp4', 'bag': 'detections_bag',
                     'jsonl': 'detections.jsonl', 'summary_json': 'summary.json'}
 # Short forms kept for the flags users type most; every other flag is the setting's name.
 FLAG_ALIASES = {'conf_threshold': ('--conf',), 'iou_threshold': ('--iou',),
-                'max_detections': ('--max-det',), 'labels_file': ('--labels',)}
+                'max_detections': ('--max-det',), 'labels_file': ('--labels',),
+                'tracking': ('--track',)}
 
 
 class UsageError(ValueError):
@@ -97,6 +98,11 @@ def add_setting_flags(group) -> None:
     """Add one flag per setting that is not ROS-only (name, default, help from the table)."""
     for item in settings.SETTINGS:
         if item.ros_only:
+            continue
+        if item.kind is settings.Kind.BOOL:  # --track / --no-track
+            group.add_argument(item.flag, *FLAG_ALIASES.get(item.name, ()), dest=item.name,
+                               action=argparse.BooleanOptionalAction,
+                               default=settings.default(item.name), help=item.help_text())
             continue
         group.add_argument(item.flag, *FLAG_ALIASES.get(item.name, ()), dest=item.name,
                            type=setting_type(item.name), default=settings.default(item.name),

@@ -12,4 +12,4 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""YOLO on a frame: backends, letterbox, decode + NMS, labels, drawing, the detector."""
+"""YOLO on a frame: backends, letterbox, decode + NMS, labels, drawing, the detector; tracking."""

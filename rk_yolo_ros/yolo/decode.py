@@ -49,8 +49,8 @@ import numpy as np
 REG_MAX = 16
 BOX_CHANNELS = 4 * REG_MAX
 KNOWN_STRIDES = (4, 8, 16, 32, 64, 128)
-# Up to this many NMS candidates one (K, K) IoU matrix (4 MiB at 1024) beats K vector passes.
-DENSE_NMS_LIMIT = 1024
+# Up to this many NMS candidates the full IoU matrix is the fastest; above, cluster rounds.
+DENSE_NMS_LIMIT = 32
 
 
 class DecodeError(ValueError):
@@ -267,7 +267,7 @@ class YoloDecoder:
     def _candidates_split(self, plan, outputs, settings):
         conf = settings.conf_threshold
         nc = plan.num_classes
-        all_boxes, all_scores, all_ids = [], [], []
+        found = []  # per stride: head, kept cells, scores, class ids, DFL logits
         for head in plan.heads:
             cells = head.grid[0] * head.grid[1]
             if plan.nhwc:
@@ -278,39 +278,59 @@ class YoloDecoder:
                 # sum >= every class score, so this never drops a true candidate
                 total = outputs[head.score_sum].reshape(cells)
                 cells_kept = np.flatnonzero(total > conf)
-                cls_kept = cls[:, cells_kept]
-                best = cls_kept[0] if nc == 1 else cls_kept.max(axis=0)
-                passing = best > conf
-                cells_kept, best = cells_kept[passing], best[passing]
-                cls_kept = cls_kept[:, passing]
+            elif nc == 1:
+                cells_kept = np.flatnonzero(cls[0] > conf)
             else:
-                best_all = cls[0] if nc == 1 else cls.max(axis=0)
-                cells_kept = np.flatnonzero(best_all > conf)
-                best = best_all[cells_kept]
-                cls_kept = cls[:, cells_kept]
+                cells_kept = np.flatnonzero(cls.max(axis=0) > conf)
             if cells_kept.size == 0:
                 continue
-            class_ids = (np.zeros(cells_kept.size, np.int32) if nc == 1
-                         else cls_kept.argmax(axis=0).astype(np.int32))
+            cls_kept = cls[:, cells_kept]
+            if nc == 1:
+                class_ids = np.zeros(cells_kept.size, np.int32)
+                best = cls_kept[0]
+            else:  # the score at the first maximum is the maximum: one reduction, not two
+                class_ids = cls_kept.argmax(axis=0).astype(np.int32)
+                best = cls_kept[class_ids, np.arange(cells_kept.size)]
+            if head.score_sum is not None:
+                passing = np.flatnonzero(best > conf)
+                if passing.size == 0:
+                    continue
+                cells_kept, best = cells_kept[passing], best[passing]
+                class_ids = class_ids[passing]
             if plan.nhwc:
                 logits = outputs[head.box].reshape(cells, 4, REG_MAX)[cells_kept]
             else:
                 logits = outputs[head.box].reshape(4, REG_MAX, cells)[:, :, cells_kept]
-                logits = logits.transpose(2, 0, 1)
-            distances = self._dfl(logits.astype(np.float32)) * head.stride  # (K, 4) l, t, r, b
-            cx, cy = head.centers_x[cells_kept], head.centers_y[cells_kept]
-            all_boxes.append(np.stack([cx - distances[:, 0], cy - distances[:, 1],
-                                       cx + distances[:, 2], cy + distances[:, 3]], axis=1))
-            all_scores.append(best.astype(np.float32))
-            all_ids.append(class_ids)
-        if not all_boxes:
+                logits = logits.transpose(2, 0, 1)  # (K, 4, REG_MAX), C-ordered
+            found.append((head, cells_kept, best, class_ids, logits))
+        if not found:
             return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                     np.zeros(0, np.int32))
-        return np.concatenate(all_boxes), np.concatenate(all_scores), np.concatenate(all_ids)
+        heads, cells_kept, scores, class_ids, logits = zip(*found)
+        # one DFL and one box assembly for all strides: fewer numpy calls, same arithmetic
+        strides = np.concatenate([np.full(cells.size, head.stride, np.float32)
+                                  for head, cells in zip(heads, cells_kept)])
+        distances = self._dfl(np.concatenate(logits)) * strides[:, None]  # l, t, r, b
+        cx = np.concatenate([h.centers_x[c] for h, c in zip(heads, cells_kept)])
+        cy = np.concatenate([h.centers_y[c] for h, c in zip(heads, cells_kept)])
+        boxes = np.stack([cx - distances[:, 0], cy - distances[:, 1],
+                          cx + distances[:, 2], cy + distances[:, 3]], axis=1)
+        return boxes, np.concatenate(scores).astype(np.float32), np.concatenate(class_ids)
 
     def _dfl(self, logits: np.ndarray) -> np.ndarray:
-        """Return the expected distance of (K, 4, REG_MAX) logits along the last axis."""
-        weights = np.exp(logits - logits.max(axis=2, keepdims=True))
+        """
+        Return the (K, 4) expected distances, in grid cells, of C-ordered (K, 4, REG_MAX) logits.
+
+        The softmax runs on that C-ordered array (the order matters: the sums round along
+        it). Its maximum over the bins is taken on a bins-first copy, one element-wise pass per
+        bin, instead of a reduction along a 16-long last axis, which costs numpy a call per
+        anchor side; a maximum is exact whichever way it is taken, so every bit of the result
+        stays the same.
+        """
+        logits = logits.astype(np.float32, copy=False)
+        peaks = np.maximum.reduce(np.ascontiguousarray(logits.transpose(2, 0, 1)), axis=0)
+        weights = np.subtract(logits, peaks[:, :, None])
+        np.exp(weights, out=weights)
         return (weights @ self._projection) / weights.sum(axis=2)
 
 
@@ -319,10 +339,12 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
     """
     Return indices kept by greedy class-aware NMS, best score first, at most max_detections.
 
-    Boxes of different classes never suppress each other: each class is shifted to its own
-    region of the plane (the class-offset trick), then one greedy pass drops every box whose
-    IoU with an already kept box is above the threshold. Works on OpenCV-free numpy, so it
-    behaves the same on OpenCV 4.5 (which lacks NMSBoxesBatched) and newer.
+    Each class is shifted to its own region of the plane (the class-offset trick: class c adds
+    c * (largest coordinate + 1) to all four coordinates, in float32), then greedy NMS runs in
+    score order (ties: lower index first): a box is dropped when its float32 IoU with an
+    already kept box is above the threshold. Boxes of different classes thus never meet unless
+    some lie beyond the top-left image corner. Numpy only, so OpenCV 4.5 (no NMSBoxesBatched)
+    and newer behave the same.
     """
     if scores.size == 0:
         return np.zeros(0, np.int64)
@@ -333,7 +355,9 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
     if order.size <= DENSE_NMS_LIMIT:
         keep = _greedy_dense(ranked, iou_threshold, max_detections)
     else:
-        keep = _greedy_shrinking(ranked, iou_threshold, max_detections)
+        keep = _greedy_by_clusters(ranked, iou_threshold, max_detections)
+        if keep is None:
+            keep = _greedy_exact(ranked, iou_threshold, max_detections)
     return order[keep]
 
 
@@ -341,39 +365,93 @@ def _areas(boxes):
     return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
 
 
-def _greedy_dense(ranked, iou_threshold, max_detections):
-    """Greedy NMS over boxes sorted by score, with the full IoU matrix computed at once."""
-    top_left = np.maximum(ranked[:, None, :2], ranked[None, :, :2])
-    bottom_right = np.minimum(ranked[:, None, 2:], ranked[None, :, 2:])
-    inter = np.prod(np.maximum(bottom_right - top_left, 0), axis=2)
-    areas = _areas(ranked)
-    union = areas[:, None] + areas[None, :] - inter
-    overlaps = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0) > iou_threshold
-    suppressed = np.zeros(len(ranked), bool)
-    keep = []
-    for index in range(len(ranked)):
-        if suppressed[index]:
-            continue
-        keep.append(index)
-        if len(keep) == max_detections:
-            break
-        suppressed |= overlaps[index]
-    return np.asarray(keep, np.int64)
+def _ious(a, b):
+    """
+    Return the float32 IoU of boxes a and b, each (x1, y1, x2, y2, area) arrays or scalars.
+
+    This arithmetic, in this order, is the definition NMS follows bit for bit.
+    """
+    inter_w = np.maximum(np.minimum(a[2], b[2]) - np.maximum(a[0], b[0]), 0)
+    inter_h = np.maximum(np.minimum(a[3], b[3]) - np.maximum(a[1], b[1]), 0)
+    inter = inter_w * inter_h
+    union = a[4] + b[4] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _greedy_shrinking(ranked, iou_threshold, max_detections):
-    """Greedy NMS over boxes sorted by score, one vector pass over the survivors per keep."""
-    x1, y1, x2, y2 = ranked[:, 0], ranked[:, 1], ranked[:, 2], ranked[:, 3]
-    areas = _areas(ranked)
-    remaining = np.arange(len(ranked))
+def _columns(ranked, areas, index):
+    """Return the boxes at index as x1, y1, x2, y2, area arrays."""
+    return [ranked[index, 0], ranked[index, 1], ranked[index, 2], ranked[index, 3], areas[index]]
+
+
+def _greedy_exact(ranked, iou_threshold, max_detections):
+    """Greedy NMS over boxes sorted by score, one box at a time."""
+    return _greedy_one_by_one(_columns(ranked, _areas(ranked), slice(None)), iou_threshold,
+                              max_detections)
+
+
+def _greedy_one_by_one(boxes, iou_threshold, max_detections):
+    """Greedy NMS over (x1, y1, x2, y2, area) columns in score order, one vector pass per keep."""
+    remaining = np.arange(len(boxes[4]))
     keep = []
     while remaining.size and len(keep) < max_detections:
         best, rest = remaining[0], remaining[1:]
         keep.append(best)
-        inter_w = np.maximum(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0)
-        inter_h = np.maximum(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0)
-        inter = inter_w * inter_h
-        union = areas[best] + areas[rest] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        iou = _ious([column[best] for column in boxes], [column[rest] for column in boxes])
         remaining = rest[iou <= iou_threshold]
     return np.asarray(keep, np.int64)
+
+
+def _greedy_dense(ranked, iou_threshold, max_detections):
+    """Greedy NMS over boxes sorted by score, from the full IoU matrix (for few boxes)."""
+    boxes = _columns(ranked, _areas(ranked), slice(None))
+    overlaps = _ious([c[:, None] for c in boxes], [c[None, :] for c in boxes]) > iou_threshold
+    suppressed = np.zeros(len(ranked), bool)
+    keep = []
+    for index in range(len(ranked)):
+        if not suppressed[index]:
+            keep.append(index)
+            if len(keep) == max_detections:
+                break
+            suppressed |= overlaps[index]
+    return np.asarray(keep, np.int64)
+
+
+def _greedy_by_clusters(ranked, iou_threshold, max_detections):
+    """
+    Return _greedy_exact's result, computed for all clusters at once; None if it cannot.
+
+    Boxes are split into clusters along x: sorted by x1, a new cluster starts where x1 reaches
+    the largest x2 so far, so boxes of different clusters never intersect (IoU 0, which with a
+    threshold >= 0 suppresses nothing) and greedy NMS can run on each cluster alone. Each round
+    keeps the best remaining box of every cluster and drops the boxes of its cluster that it
+    overlaps above the threshold, with _greedy_exact's arithmetic, until one cluster is left,
+    which finishes one box at a time. With the class offset putting classes in clusters of
+    their own, rounds number the most boxes one cluster keeps, not all boxes kept.
+    """
+    areas = _areas(ranked)
+    if not iou_threshold >= 0 or not np.isfinite(areas).all():
+        return None  # a finite area leaves no NaN coordinate and no infinite side
+    by_x1 = np.argsort(ranked[:, 0])
+    starts = ranked[by_x1, 0]
+    reach = np.maximum.accumulate(ranked[by_x1, 2])
+    cluster = np.empty(len(ranked), np.int64)
+    cluster[by_x1] = np.cumsum(np.concatenate(([True], starts[1:] >= reach[:-1])))
+    # by cluster, then score (small integer keys make numpy's stable sort a radix sort)
+    remaining = np.argsort(cluster.astype(np.uint16) if len(ranked) < 2 ** 16 else cluster,
+                           kind='stable')
+    cluster = cluster[remaining]
+    boxes = _columns(ranked, areas, remaining)
+    keep = []
+    while remaining.size:
+        first = np.concatenate(([True], cluster[1:] != cluster[:-1]))
+        leaders = np.flatnonzero(first)
+        if leaders.size == 1:
+            keep.append(remaining[_greedy_one_by_one(boxes, iou_threshold, max_detections)])
+            break
+        keep.append(remaining[leaders])
+        which = leaders[np.cumsum(first) - 1]  # each box's cluster leader
+        survivors = _ious([column[which] for column in boxes], boxes) <= iou_threshold
+        survivors[leaders] = False
+        remaining, cluster = remaining[survivors], cluster[survivors]
+        boxes = [column[survivors] for column in boxes]
+    return np.sort(np.concatenate(keep))[:max_detections]
