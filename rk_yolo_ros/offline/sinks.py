@@ -398,6 +398,9 @@ def record_to_json(record: FrameRecord) -> Dict[str, Any]:
              'box': [round(float(v), 1) for v in box]}
             for box, s, c, label in zip(detections.boxes.tolist(), detections.scores.tolist(),
                                         detections.class_ids.tolist(), labels)]
+        if detections.tracked:  # with --track: each box's track id (null: no confirmed track)
+            for entry, track_id in zip(item['detections'], detections.track_ids.tolist()):
+                entry['track_id'] = int(track_id) if track_id >= 1 else None
     else:
         item['error'] = record.error
         if record.status is FrameStatus.FAILED:

@@ -75,7 +75,7 @@ def draw_track_ids(image: np.ndarray, detections, source_size: Tuple[int, int]) 
     height, width = image.shape[:2]
     scale_x, scale_y = width / source_size[0], height / source_size[1]
     thickness = max(1, int(round(min(height, width) / 360)))
-    font_scale = 0.5 * thickness
+    font_scale = 0.4 * thickness  # as the workers' labels
     for (x1, _, _, y2), track_id, class_id in zip(
             detections.boxes.tolist(), detections.track_ids.tolist(),
             detections.class_ids.tolist()):
