@@ -35,7 +35,8 @@ setup(
     python_requires='>=3.10',  # Ubuntu 22.04 (Humble) and newer; rosbags 0.11 needs it
     # OpenCV is an extra: on a ROS machine apt's python3-opencv is the one cv_bridge is built
     # against, and a pip OpenCV beside it would shadow it (and may pull numpy 2).
-    install_requires=['numpy>=1.21', 'psutil', 'PyYAML'],
+    # tqdm: rk-yolo's progress bar (Ubuntu 22.04's python3-tqdm 4.57 is the oldest tested)
+    install_requires=['numpy>=1.21', 'psutil', 'PyYAML', 'tqdm>=4.57'],
     # scipy (the tracker's assignment solver) is an extra too: detection alone does not need its
     # ~40 MB, and on a ROS machine rosdep installs apt's python3-scipy (package.xml), built for
     # apt's numpy.

@@ -30,8 +30,8 @@ The benchmark-only packages are heavy (pandas, OpenCV), so they go in a venv of 
 motmetrics 1.4 needs numpy < 2, and supervision 0.31 no longer has ByteTrack (0.26.1 has)::
 
     python3 -m venv /tmp/trackbench
-    /tmp/trackbench/bin/pip install 'numpy<2' motmetrics 'supervision==0.26.1' scipy
-    PYTHONPATH=$PWD /tmp/trackbench/bin/python benchmarks/tracking.py [--seeds 5]
+    /tmp/trackbench/bin/pip install 'numpy<2' motmetrics 'supervision==0.26.1' scipy psutil pyyaml
+    PYTHONPATH=$PWD /tmp/trackbench/bin/python benchmarks/tracking.py [--seeds 30]
 """
 
 import argparse
@@ -234,7 +234,9 @@ def time_live_tracks(tracker_class, tracks, frames, seed=0):
 def main(argv=None):
     """Run both parts and print one JSON document."""
     parser = argparse.ArgumentParser(description='tracking benchmark (MOTA/IDF1 and time)')
-    parser.add_argument('--seeds', type=int, default=5)
+    parser.add_argument('--seeds', type=int, default=30,
+                        help='noise seeds per sequence (default 30; on 8 identities one seed '
+                        'turns on a few identity decisions)')
     parser.add_argument('--miss-rate', type=float, default=0.15)
     parser.add_argument('--jitter', type=float, default=0.05,
                         help='std of box centre and log-size noise, as a box-size fraction')

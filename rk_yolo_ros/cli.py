@@ -21,12 +21,14 @@ rk_yolo_ros rk-yolo``): it gathers the subcommands of the layers. The model tool
 """
 
 import argparse
+import signal
 import sys
 from typing import Optional, Sequence
 
 from rk_yolo_ros import __version__
 from rk_yolo_ros.core import settings
 from rk_yolo_ros.offline.run_command import add_run_command, PROG
+from rk_yolo_ros.offline.stop_signals import exit_code_for, signal_name
 
 
 def add_bench_command(subparsers) -> None:
@@ -106,9 +108,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f'unrecognized arguments: {" ".join(extra)}')
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f'{PROG}: interrupted', file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stopped:  # Ctrl-C, or a stop signal rk-yolo run turned into one
+        signum = getattr(stopped, 'signum', signal.SIGINT)
+        print(f'{PROG}: interrupted ({signal_name(signum)})', file=sys.stderr)
+        return exit_code_for(signum)
 
 
 __all__ = ['build_parser', 'main']

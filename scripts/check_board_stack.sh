@@ -23,10 +23,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY310" -m venv "$VENV"
 fi
 mkdir -p "$ROOT/log"
-# The versions of Ubuntu 22.04 (numpy 1.21, OpenCV 4.5, scipy 1.8) and the last releases that
-# support them.
+# The versions of Ubuntu 22.04 (numpy 1.21, OpenCV 4.5, scipy 1.8, tqdm 4.57) and the last
+# releases that support them.
 if ! "$VENV/bin/python" -m pip install --disable-pip-version-check "numpy==1.21.6" \
     "opencv-python-headless==4.5.5.64" "scipy==1.8.0" "onnxruntime==1.16.3" "onnx==1.14.1" \
+    "tqdm==4.57.0" \
     "rosbags>=0.11,<0.12" psutil PyYAML pytest >"$ROOT/log/board-stack-pip.log" 2>&1 \
   || ! "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -e . \
     >>"$ROOT/log/board-stack-pip.log" 2>&1; then

@@ -15,7 +15,16 @@ case "$_rk_want" in
 esac
 if [ -z "${ROS_DISTRO:-}" ]; then
   if [ -f "$_rk_root/../shared/$_rk_shared/setup.sh" ] && [ "$(id -u)" = 0 ]; then
-    bash "$_rk_root/../shared/$_rk_shared/setup.sh"
+    echo "ros_env: checking the prebuilt ROS 2 tree (../shared/$_rk_shared/setup.sh); it" \
+         "installs the system packages it lacks with apt-get"
+    if ! bash "$_rk_root/../shared/$_rk_shared/setup.sh"; then
+      echo "ros_env: setting up ROS 2 failed (see apt's message above). If apt-get or dpkg" \
+           "reported a lock ('Could not get lock ... held by process'), another package" \
+           "manager is running (apt, dpkg, unattended-upgrades): wait until it ends and run" \
+           "this again; if dpkg was interrupted, 'dpkg --configure -a' repairs it." >&2
+      unset _rk_root _rk_want _rk_shared _rk_env
+      return 1
+    fi
   fi
   set +u
   if [ -f "$_rk_env" ]; then

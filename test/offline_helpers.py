@@ -49,13 +49,15 @@ def _typestore():
 def write_image_bag(path: pathlib.Path, count: int = 12, storage: str = 'sqlite3',
                     raw_topic: Optional[str] = '/cam/image_raw',
                     compressed_topic: Optional[str] = '/cam/image_raw/compressed',
-                    broken: Sequence[int] = (), extra_topics: bool = True) -> pathlib.Path:
+                    broken: Sequence[int] = (), extra_topics: bool = True,
+                    compressed_format: str = 'jpeg') -> pathlib.Path:
     """
     Write a real rosbag2 with ``count`` frames on an Image and/or a CompressedImage topic.
 
     Frame i has header stamp ``stamp_of(i)``, frame_id 'cam_optical', and is recorded at
-    stamp + BAG_DELAY_NS. Raw frames whose index is in ``broken`` carry truncated data.
-    ``extra_topics`` adds a non-image topic, as real recordings have.
+    stamp + BAG_DELAY_NS. Frames whose index is in ``broken`` carry truncated data (half of
+    the raw pixels; the first half of the jpeg or png bytes). ``extra_topics`` adds a
+    non-image topic, as real recordings have.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     store = _typestore()
@@ -86,10 +88,14 @@ def write_image_bag(path: pathlib.Path, count: int = 12, storage: str = 'sqlite3
                 writer.write(raw, stamp + BAG_DELAY_NS,
                              store.serialize_cdr(message, raw.msgtype))
             if compressed is not None:
-                ok, encoded = cv2.imencode('.jpg', pixels)
+                ok, encoded = cv2.imencode('.jpg' if compressed_format == 'jpeg' else '.png',
+                                           pixels)
                 assert ok
+                data = encoded.reshape(-1)
+                if index in broken:
+                    data = data[:len(data) // 2]
                 message = types['sensor_msgs/msg/CompressedImage'](
-                    header=header, format='jpeg', data=encoded.reshape(-1))
+                    header=header, format=compressed_format, data=data)
                 writer.write(compressed, stamp + BAG_DELAY_NS,
                              store.serialize_cdr(message, compressed.msgtype))
             if other is not None:
@@ -148,3 +154,35 @@ def count_video_frames(path: pathlib.Path) -> Tuple[int, Tuple[int, int]]:
 def read_jsonl(path: pathlib.Path) -> List[dict]:
     """Return the records of a JSON lines file."""
     return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines()]
+
+
+def unwritable_folder(tmp_path: pathlib.Path) -> pathlib.Path:
+    """
+    Return a folder this process cannot create files in.
+
+    A folder with mode 0o555 where that holds; root ignores modes, so for root /sys (sysfs
+    creates no regular files for anyone).
+    """
+    import os
+    folder = tmp_path / 'read_only'
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        probe = os.open(str(folder / 'probe'), os.O_CREAT | os.O_WRONLY, 0o644)
+    except OSError:
+        return folder
+    os.close(probe)
+    os.unlink(str(folder / 'probe'))
+    return pathlib.Path('/sys')
+
+
+def run_subprocess(arguments: List[str], **kwargs):
+    """Start ``python -m rk_yolo_ros`` with this checkout first on the path; return the Popen."""
+    import os
+    import subprocess
+    import sys
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(repo) + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    return subprocess.Popen([sys.executable, '-m', 'rk_yolo_ros'] + arguments,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=env, **kwargs)

@@ -14,6 +14,10 @@
 
 """Tests for the demo asset cache (without touching the network)."""
 
+import subprocess
+
+import pytest
+
 from rk_yolo_ros.yolo import demo_assets
 
 
@@ -41,3 +45,23 @@ def test_fetch_failures_are_reported_not_raised(tmp_path, monkeypatch, capsys):
     assert 'registry unreachable' in report['model']
     assert demo_assets.main() == 1
     assert 'model: NOT FETCHED' in capsys.readouterr().out
+
+
+def test_an_apt_failure_says_what_to_do(tmp_path, monkeypatch):
+    """apt-get download failing on a held lock: its own words, then what to do about it."""
+    monkeypatch.setenv('RK_YOLO_ASSETS', str(tmp_path))
+    monkeypatch.setattr(demo_assets.shutil, 'which', lambda name: f'/usr/bin/{name}')
+    locked = ('E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 '
+              '(apt-get)')
+
+    def apt_get(command, **kwargs):
+        assert command[:2] == ['apt-get', 'download']
+        return subprocess.CompletedProcess(command, 100, stdout=locked)
+
+    monkeypatch.setattr(demo_assets.subprocess, 'run', apt_get)
+    with pytest.raises(RuntimeError) as failed:
+        demo_assets.fetch_video()
+    message = str(failed.value)
+    assert locked in message  # apt's own words first
+    assert 'nothing is installed' in message and 'wait until that ends' in message
+    assert 'sudo apt-get update' in message and str(tmp_path / 'video' / 'vtest.avi') in message

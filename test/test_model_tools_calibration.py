@@ -90,13 +90,13 @@ def test_image_folder_gives_letterboxed_evenly_spread_images(tmp_path):
 def test_only_the_picked_images_are_decoded(tmp_path, monkeypatch):
     folder = write_frames(tmp_path / 'frames', [index * 10 for index in range(20)])
     opened = []
-    imread = cv2.imread
+    read_bytes = pathlib.Path.read_bytes
 
-    def counting_imread(path, *args):
-        opened.append(pathlib.Path(path).name)
-        return imread(path, *args)
+    def counting_read_bytes(path):
+        opened.append(path.name)
+        return read_bytes(path)
 
-    monkeypatch.setattr(cv2, 'imread', counting_imread)
+    monkeypatch.setattr(pathlib.Path, 'read_bytes', counting_read_bytes)
     calibration = collect_calibration_set(folder, INPUT_SIZE, tmp_path / 'out', count=4)
     monkeypatch.undo()
     assert opened == ['f00.png', 'f06.png', 'f13.png', 'f19.png']  # spread_indices(20, 4)
@@ -110,8 +110,9 @@ def test_a_corrupt_image_is_skipped_and_reported(tmp_path):
     calibration = collect_calibration_set(folder, INPUT_SIZE, tmp_path / 'out', log=lines.append)
     assert centre_levels(calibration) == [0, 30, 60, 120, 150, 180]
     assert calibration.available == 7 and len(calibration.skipped) == 1
-    assert lines == [f'warning: calibration frame 3 skipped: cannot decode image file '
-                     f'{folder / "f03.png"}']
+    assert len(lines) == 1
+    assert lines[0].startswith(f'warning: calibration frame 3 skipped: cannot decode image '
+                               f'file {folder / "f03.png"}')
     assert '6 calibration images' in describe(calibration)
     assert '1 skipped (undecodable)' in describe(calibration)
 

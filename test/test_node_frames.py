@@ -192,3 +192,28 @@ def test_frames_lost_upstream_are_counted_from_the_stamp_gaps(running):
     assert [key for key in values if key.startswith('reason: lost: 3 frame(s) missing')]
     from diagnostic_msgs.msg import DiagnosticStatus
     assert level == DiagnosticStatus.WARN
+
+
+def test_tracking_switched_at_run_time_gives_ids_and_starts_new_tracks(running):
+    """Tracking on: Detection2D.id holds stable track ids; off: empty; on again: new ids."""
+    from rclpy.parameter import Parameter
+    running.spin_until(lambda: running.publisher.get_subscription_count() > 0, 30.0,
+                       'the node to subscribe')
+
+    def ids_of(sec):
+        count = len(running.detections)
+        running.publisher.publish(running.image(sec))
+        running.spin_until(lambda: len(running.detections) > count, 30.0, f'frame {sec}')
+        return [d.id for d in running.detections[-1].detections]
+
+    assert set(ids_of(1)) == {''}  # off by default
+    result = running.yolo.set_parameters([Parameter('tracking', value=True)])[0]
+    assert result.successful, result.reason
+    tracked = [ids_of(sec) for sec in range(2, 7)]  # the emulated backend repeats its boxes
+    assert any(tracked[-1]) and tracked[-1] == tracked[-2] == tracked[-3]
+    assert running.yolo.set_parameters([Parameter('tracking', value=False)])[0].successful
+    assert set(ids_of(7)) == {''}
+    assert running.yolo.set_parameters([Parameter('tracking', value=True)])[0].successful
+    again = [ids_of(sec) for sec in range(8, 12)]
+    assert any(again[-1]) and again[-1] == again[-2]
+    assert min(int(i) for i in again[-1] if i) > max(int(i) for i in tracked[-1] if i)

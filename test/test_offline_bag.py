@@ -23,6 +23,7 @@ import sys
 from module_checks import requires
 from offline_helpers import (BAG_DELAY_NS, FAST_RUN, header_ns, read_bag, read_jsonl,
                              stamp_of, write_image_bag)
+import pytest
 
 from rk_yolo_ros import cli
 
@@ -32,11 +33,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 COUNT = 12
 
 
-def check_output_bag(path, input_topic, count=COUNT, missing=(), output_height=96):
+def check_output_bag(path, base_topic, count=COUNT, missing=(), output_height=96):
     """Check one Detection2DArray + one annotated Image per good input frame, stamps kept."""
     messages = read_bag(path)
     types = messages.pop('__types__')
-    detections_topic, image_topic = f'{input_topic}/detections', f'{input_topic}/annotated'
+    detections_topic, image_topic = f'{base_topic}/detections', f'{base_topic}/annotated'
     assert types == {detections_topic: 'vision_msgs/msg/Detection2DArray',
                      image_topic: 'sensor_msgs/msg/Image'}
     expected = [i for i in range(count) if i not in missing]
@@ -72,22 +73,49 @@ def test_raw_image_bag_round_trip_sqlite(tmp_path):
     assert all(r['status'] == 'ok' for r in records)
     assert [r['bag_timestamp_ns'] for r in records] == \
         [stamp_of(i) + BAG_DELAY_NS for i in range(COUNT)]
+    assert {r['topic'] for r in records} == {'/cam/image_raw'}  # which input each line is
     assert (records[0]['width'], records[0]['height']) == (160, 120)
     summary = json.loads(summary_path.read_text())
     assert (summary['frames_read'], summary['processed'], summary['failed'],
-            summary['skipped'], summary['written']) == (COUNT, COUNT, 0, 0, COUNT)
+            summary['skipped']) == (COUNT, COUNT, 0, 0)
+    assert {o['kind']: o['frames'] for o in summary['outputs']} == {'jsonl': COUNT,
+                                                                    'bag': COUNT}
     assert len(summary['workers']) == 2
     assert sum(w['frames_done'] for w in summary['workers']) == COUNT
 
 
 def test_compressed_image_bag_round_trip_mcap(tmp_path):
-    """Take the only image topic (CompressedImage) of an mcap bag; write an mcap bag."""
+    """
+    Take the only image topic (CompressedImage) of an mcap bag; write an mcap bag.
+
+    The outputs sit beside the raw topic (/cam/image_raw/detections), not under
+    /cam/image_raw/compressed/: image_transport's suffix is dropped.
+    """
     bag = write_image_bag(tmp_path / 'in_bag', COUNT, storage='mcap', raw_topic=None)
     out = tmp_path / 'out_bag'
     code = cli.main(['run', str(bag), '--bag', str(out), '--bag-storage', 'mcap'] + FAST_RUN)
     assert code == 0
     assert list(out.glob('*.mcap')), 'expected an mcap storage file'
-    check_output_bag(out, '/cam/image_raw/compressed')
+    check_output_bag(out, '/cam/image_raw')
+
+
+@pytest.mark.parametrize('compressed_format', ['jpeg', 'png'])
+def test_truncated_compressed_images_fail_with_the_reason(tmp_path, capsys, compressed_format):
+    """A CompressedImage cut in half (jpeg or png) fails its frame: no grey frame, no skip."""
+    bag = write_image_bag(tmp_path / 'in_bag', COUNT, raw_topic=None, broken=(3, 8),
+                          compressed_format=compressed_format)
+    out, jsonl = tmp_path / 'out_bag', tmp_path / 'd.jsonl'
+    code = cli.main(['run', str(bag), '--bag', str(out), '--jsonl', str(jsonl)] + FAST_RUN)
+    assert code == 3
+    text = capsys.readouterr().out
+    assert f'{COUNT} read, {COUNT - 2} processed, 2 failed' in text
+    assert f'truncated {compressed_format} data' in text
+    check_output_bag(out, '/cam/image_raw', missing=(3, 8))
+    records = read_jsonl(jsonl)
+    assert [r['status'] for r in records] == ['failed' if i in (3, 8) else 'ok'
+                                              for i in range(COUNT)]
+    assert f'without the {compressed_format} end marker' in records[3]['error']
+    assert records[3]['topic'] == '/cam/image_raw/compressed'
 
 
 def test_bag_round_trip_via_subprocess(tmp_path):
@@ -103,7 +131,7 @@ def test_bag_round_trip_via_subprocess(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f'{COUNT} read, {COUNT} processed, 0 failed' in result.stdout
     assert 'skipped:    0' in result.stdout
-    check_output_bag(out, '/cam/image_raw/compressed')
+    check_output_bag(out, '/cam/image_raw')
 
 
 def test_undecodable_frame_is_counted_failed_not_skipped(tmp_path, capsys):

@@ -12,27 +12,22 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""A full disk, a write error mid-way and Ctrl-C: clear message, non-zero exit, outputs kept."""
+"""A full disk, a write error mid-way, stop signals: clear message, exit code, outputs kept."""
 
 import json
 import os
-import pathlib
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 from module_checks import requires
 from offline_helpers import (count_video_frames, FAST_RUN, header_ns, read_bag, read_jsonl,
-                             write_video)
+                             run_subprocess, write_video)
 import pytest
 
 from rk_yolo_ros import cli
 
 pytestmark = requires('rosbags', extra='bag')
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def bag_stamps(path, topic):
@@ -78,8 +73,9 @@ def test_write_error_mid_way_keeps_the_frames_before_it(tmp_path, capsys):
     assert code == 1
     assert f'cannot write {fifo}' in capsys.readouterr().err
     summary = json.loads(summary_path.read_text())
-    written = summary['written']
-    assert 3 <= written < count
+    held = {output['kind']: output['frames'] for output in summary['outputs']}
+    written = held['bag']
+    assert 3 <= written < count and held['jsonl'] == held['video'] == written
     stamps = [i * 100_000_000 for i in range(written)]
     assert bag_stamps(out / 'detections_bag', '/image/detections') == stamps
     assert bag_stamps(out / 'detections_bag', '/image/annotated') == stamps
@@ -88,15 +84,12 @@ def test_write_error_mid_way_keeps_the_frames_before_it(tmp_path, capsys):
         summary['cancelled'] and summary['skipped'] == 0
 
 
-def test_ctrl_c_keeps_everything_processed(tmp_path):
-    """SIGINT to the process group mid-run: exit 130, bag/mp4/lines hold the same frames."""
-    video = write_video(tmp_path / 'in.mp4', 1500, width=96, height=72)
+def start_run(tmp_path, frames=1500, extra=()):
+    """Start `rk-yolo run` on a video in a subprocess writing every output; wait for 20 lines."""
+    video = write_video(tmp_path / 'in.mp4', frames, width=96, height=72)
     out = tmp_path / 'out'
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'rk_yolo_ros', 'run', str(video), '--output-dir', str(out)]
-        + FAST_RUN, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-        env=env, start_new_session=True)
+    process = run_subprocess(['run', str(video), '--output-dir', str(out)] + FAST_RUN
+                             + list(extra), start_new_session=True)
     lines = out / 'detections.jsonl'
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
@@ -104,16 +97,63 @@ def test_ctrl_c_keeps_everything_processed(tmp_path):
             break
         time.sleep(0.05)
     assert process.poll() is None, 'the run ended before it could be interrupted'
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert 'interrupted (Ctrl-C)' in stdout
+    return process, out
+
+
+def read_back_every_output(out):
+    """Read summary.json, the JSON lines, the bag and the mp4; check they agree; return them."""
     summary = json.loads((out / 'summary.json').read_text())
-    written = summary['written']
-    assert 20 <= written < 1500
-    assert summary['processed'] == written and summary['skipped'] == 0
-    assert summary['frames_read'] == written + summary['cancelled']
-    stamps = [round(i * 1e9 / 10) for i in range(written)]
+    records = read_jsonl(out / 'detections.jsonl')
+    processed = [r for r in records if r['status'] == 'ok']
+    assert [r['index'] for r in records] == list(range(summary['frames_read']))
+    assert len(processed) == summary['processed'] and summary['skipped'] == 0
+    assert summary['frames_read'] == summary['processed'] + summary['failed'] + \
+        summary['cancelled']
+    assert (out / 'detections_bag' / 'metadata.yaml').is_file()
+    stamps = [r['stamp']['sec'] * 10**9 + r['stamp']['nanosec'] for r in processed]
     assert bag_stamps(out / 'detections_bag', '/image/detections') == stamps
-    assert count_video_frames(out / 'annotated.mp4')[0] == written
-    assert [r['index'] for r in read_jsonl(lines)] == list(range(written))
+    assert bag_stamps(out / 'detections_bag', '/image/annotated') == stamps
+    assert count_video_frames(out / 'annotated.mp4')[0] == len(processed)  # a playable mp4
+    held = {output['kind']: output['frames'] for output in summary['outputs']}
+    assert held == {'jsonl': len(records), 'bag': len(processed), 'video': len(processed)}
+    return summary, records
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=['SIGINT', 'SIGTERM', 'SIGHUP'])
+def test_stop_signal_keeps_everything_processed(tmp_path, signum):
+    """
+    A stop signal mid-run: exit 128 + N; the summary is printed; every output is closed.
+
+    SIGINT goes to the process group, as Ctrl-C in a terminal does; SIGTERM and SIGHUP to the
+    main process only, as kill, timeout and docker stop do (the workers ignore all three).
+    """
+    process, out = start_run(tmp_path)
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signum)
+    else:
+        os.kill(process.pid, signum)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, stderr
+    name = 'Ctrl-C' if signum == signal.SIGINT else signal.Signals(signum).name
+    assert f'interrupted ({name})' in stdout and 'skipped:    0' in stdout
+    summary, records = read_back_every_output(out)
+    assert 20 <= summary['processed'] < 1500
+    assert summary['signal'] == name and summary['exit_code'] == 128 + signum
+    assert summary['cancelled'] == 0  # the frames in flight were finished
+    assert 'Traceback' not in stderr
+
+
+def test_second_signal_cancels_the_frames_in_flight(tmp_path):
+    """SIGTERM twice: the frames in flight are cancelled and reported, the outputs still agree."""
+    process, out = start_run(tmp_path, frames=200, extra=['--emulated-latency-ms', '1500'])
+    os.kill(process.pid, signal.SIGTERM)
+    time.sleep(0.5)  # the frames in flight need 1.5 s each: they are still running
+    os.kill(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    summary, records = read_back_every_output(out)
+    assert summary['cancelled'] > 0
+    cancelled = [r for r in records if r['status'] == 'cancelled']
+    assert len(cancelled) == summary['cancelled']
+    assert all('cancelled at shutdown' in r['error'] for r in cancelled)

@@ -17,6 +17,7 @@
 import json
 
 import cv2
+import numpy as np
 from offline_helpers import (count_video_frames, FAST_RUN, frame_pixels, header_ns, read_bag,
                              read_jsonl, write_video)
 import pytest
@@ -45,6 +46,7 @@ def test_video_round_trip_all_outputs(tmp_path):
         assert {m.header.frame_id for _, m in messages[topic]} == {'front'}
     records = read_jsonl(out / 'detections.jsonl')
     assert [r['index'] for r in records] == list(range(COUNT))
+    assert [r['video_frame'] for r in records] == list(range(COUNT))  # which input frame
     summary = json.loads((out / 'summary.json').read_text())
     assert (summary['frames_read'], summary['processed'], summary['skipped']) == (COUNT, COUNT, 0)
 
@@ -61,10 +63,57 @@ def test_image_folder_with_an_unreadable_file(tmp_path, capsys):
     assert code == 3
     output = capsys.readouterr().out
     assert '6 read, 5 processed, 1 failed' in output
-    assert f'frame 3: cannot decode image file {folder / "frame_003.png"}' in output
+    assert f'frame 3: cannot decode image file {folder / "frame_003.png"}: truncated png ' \
+        'data' in output
     records = read_jsonl(jsonl)
     assert [r['status'] for r in records] == ['ok'] * 3 + ['failed'] + ['ok'] * 2
     assert [r['stamp']['nanosec'] for r in records[:3]] == [0, 200_000_000, 400_000_000]
+
+
+def test_truncated_jpeg_and_png_in_a_folder_fail_with_the_reason(tmp_path, capsys):
+    """
+    JPEG and PNG files cut in half fail their frames, named, instead of decoding to grey.
+
+    (libjpeg decodes a truncated JPEG to a grey-filled image with only a warning.)
+    """
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for index in range(6):
+        suffix = '.jpg' if index % 2 else '.png'
+        ok, encoded = cv2.imencode(suffix, frame_pixels(index))
+        data = encoded.tobytes()
+        if index in (2, 3):
+            data = data[:len(data) // 2]
+        (folder / f'frame_{index:03d}{suffix}').write_bytes(data)
+    jsonl = tmp_path / 'd.jsonl'
+    assert cli.main(['run', str(folder), '--jsonl', str(jsonl)] + FAST_RUN) == 3
+    output = capsys.readouterr().out
+    assert '6 read, 4 processed, 2 failed' in output
+    assert f'image file {folder / "frame_002.png"}: truncated png data' in output
+    assert f'image file {folder / "frame_003.jpg"}: truncated jpeg data' in output
+    records = read_jsonl(jsonl)
+    assert [r['file'] for r in records] == sorted(p.name for p in folder.iterdir())
+    assert [r['status'] for r in records] == ['ok', 'ok', 'failed', 'failed', 'ok', 'ok']
+    assert all(r['stage'] == 'decode' for r in records[2:4])
+
+
+def test_images_of_other_sizes_keep_their_shape_in_the_video(tmp_path):
+    """A portrait image after landscape ones is fitted into the video frame, not stretched."""
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), frame_pixels(0, 160, 120))  # 128x96 video frames
+    portrait = np.full((160, 120, 3), 200, np.uint8)
+    cv2.imwrite(str(folder / 'b.png'), portrait)  # 72x96 at the output height
+    video = tmp_path / 'v.mp4'
+    assert cli.main(['run', str(folder), '--video', str(video)] + FAST_RUN) == 0
+    capture = cv2.VideoCapture(str(video))
+    frames = [capture.read()[1] for _ in range(2)]
+    capture.release()
+    second = frames[1].astype(int)
+    assert second.shape[:2] == (96, 128)
+    # 72 columns of image in the middle, black bars of 28 columns on each side
+    assert second[:, :24].mean() < 20 and second[:, -24:].mean() < 20
+    assert second[20:80, 40:88].mean() > 150
 
 
 def test_max_frames_stops_reading(tmp_path, capsys):

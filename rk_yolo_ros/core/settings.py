@@ -178,6 +178,10 @@ SETTINGS: Tuple[Setting, ...] = (
             minimum=0.0, maximum=60000.0),
     Setting('start_method', Kind.STR, 'spawn', 'How worker processes start.',
             choices=START_METHODS),
+    Setting('tracking', Kind.BOOL, False,
+            'Track objects across frames (ByteTrack-style, in frame order): Detection2D.id '
+            'carries the track id; turning it on starts new tracks. Needs scipy.',
+            dynamic=True),
     Setting('publish_annotated', Kind.BOOL, True,
             'Publish image_annotated (the workers draw only when it is on).', dynamic=True,
             ros_only=True),

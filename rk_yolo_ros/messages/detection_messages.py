@@ -24,8 +24,8 @@ The convention (vision_msgs 4.x): one Detection2D per box with the input image's
 is centre + size in the input image's pixels (``bbox.center.position.x/y``, ``size_x/y``,
 ``theta`` 0); one hypothesis whose ``class_id`` is the class NAME (e.g. 'person') when the model
 has names, else the class index as text (``class_id_format='index'`` always uses the index) and
-whose ``score`` is the confidence; ``pose`` is unused (identity, zero covariance); ``id`` is
-empty (no tracking).
+whose ``score`` is the confidence; ``pose`` is unused (identity, zero covariance); ``id`` is the
+track id as text when tracking is on and the box belongs to a confirmed track, else empty.
 """
 
 from typing import Any, Mapping, Optional, Sequence
@@ -87,14 +87,22 @@ def build_detection_array(types: Mapping[str, Any], header: Any, detections: Det
     if not len(boxes) == len(scores) == len(class_ids) == len(labels):
         raise ValueError(f'detections disagree in length: {len(boxes)} boxes, {len(scores)} '
                          f'scores, {len(class_ids)} class ids, {len(labels)} labels')
+    ids = [track_id_text(t) for t in detections.track_ids.tolist()] if detections.tracked \
+        else [''] * len(class_ids)
     items = [
-        _detection(types, header, box, score, class_id_text(class_id, label, class_id_format))
-        for box, score, class_id, label in zip(boxes.tolist(), scores.tolist(),
-                                               class_ids.tolist(), labels)]
+        _detection(types, header, box, score, class_id_text(class_id, label, class_id_format),
+                   track_id)
+        for box, score, class_id, label, track_id in zip(boxes.tolist(), scores.tolist(),
+                                                         class_ids.tolist(), labels, ids)]
     return types['vision_msgs/msg/Detection2DArray'](header=header, detections=items)
 
 
-def _detection(types, header, box, score, class_id):
+def track_id_text(track_id: int) -> str:
+    """Return Detection2D.id for a track id: its number as text, '' for no confirmed track."""
+    return str(int(track_id)) if track_id >= 1 else ''
+
+
+def _detection(types, header, box, score, class_id, track_id=''):
     """Build one Detection2D (box x1, y1, x2, y2 in pixels) with a single hypothesis."""
     x1, y1, x2, y2 = box
     center = types['vision_msgs/msg/Pose2D'](
@@ -106,7 +114,7 @@ def _detection(types, header, box, score, class_id):
                                                              score=float(score)),
         pose=_unused_pose(types))
     return types['vision_msgs/msg/Detection2D'](header=header, results=[hypothesis], bbox=bbox,
-                                                id='')
+                                                id=track_id)
 
 
 def _unused_pose(types):

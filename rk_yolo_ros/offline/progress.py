@@ -13,46 +13,43 @@
 # limitations under the License.
 
 """
-A one-line terminal progress bar: frames done, failed, fps and ETA.
+The terminal progress bar of ``rk-yolo run``: frames done (of the total), failed, rate, ETA.
 
-Hand-written (no tqdm dependency) and quiet unless its stream is a terminal, so logs of
-scripted runs stay clean. Updates are throttled; ``update`` is cheap enough to call per frame
-from any thread.
+A thin layer over tqdm: it draws only when its stream is a terminal (or when asked), so logs
+of scripted runs stay clean; log messages go through ``write_above`` so they do not tear the
+bar. ``update`` may be called from any thread. A stream that goes away mid-run (the terminal
+closed: SIGHUP) turns the bar off instead of failing the run.
 """
 
 import logging
-import threading
-import time
-from typing import Optional, TextIO
+import os
+from typing import Optional, TextIO, Tuple
+
+from tqdm import tqdm
 
 BAR_WIDTH = 24
+DEFAULT_SIZE = (80, 24)  # columns, rows
 REDRAW_SECONDS = 0.1
+KNOWN_TOTAL = ('{percentage:3.0f}%|{bar:' + str(BAR_WIDTH) + '}| {n_fmt}/{total_fmt} frames'
+               '{postfix}, {rate_fmt}, ETA {remaining}')
+UNKNOWN_TOTAL = '{n_fmt} frames{postfix}, {rate_fmt}, {elapsed} elapsed'
 
 
-def format_duration(seconds: float) -> str:
-    """Format seconds as H:MM:SS (or M:SS under an hour)."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
+def _terminal_size(stream: TextIO) -> Tuple[int, int]:
+    """
+    Return the terminal's (columns, rows), with defaults where it does not say.
 
-
-def progress_line(done: int, failed: int, total: Optional[int], elapsed_s: float) -> str:
-    """Return the text of one progress line (no carriage return)."""
-    fps = done / elapsed_s if elapsed_s > 0 else 0.0
-    failed_text = f', {failed} failed' if failed else ''
-    if total:
-        fraction = min(1.0, done / total)
-        filled = int(fraction * BAR_WIDTH)
-        bar = '#' * filled + '-' * (BAR_WIDTH - filled)
-        eta = format_duration((total - done) / fps) if fps > 0 and done < total else '--:--'
-        return (f'[{bar}] {done}/{total} frames{failed_text} {fraction * 100:5.1f}% '
-                f'{fps:6.1f} fps  ETA {eta}')
-    return f'{done} frames{failed_text} {fps:6.1f} fps  {format_duration(elapsed_s)} elapsed'
+    A pseudo-terminal nobody sized reports 0 x 0, which tqdm takes as no room for a bar.
+    """
+    try:
+        columns, rows = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        columns = rows = 0
+    return columns or DEFAULT_SIZE[0], rows or DEFAULT_SIZE[1]
 
 
 class ProgressBar:
-    """Show frames done (of ``total`` if known), fps and ETA on one redrawn terminal line."""
+    """Show frames done (of ``total`` if known), failed, rate and ETA on one terminal line."""
 
     def __init__(self, total: Optional[int], stream: TextIO, enabled: Optional[bool] = None):
         """Draw to ``stream``; ``enabled=None`` draws only when the stream is a terminal."""
@@ -61,50 +58,50 @@ class ProgressBar:
             enabled = bool(isatty and isatty())
         self.enabled = enabled
         self.total = total
-        self._stream = stream
-        self._lock = threading.Lock()
-        self._started = time.monotonic()
-        self._last_draw = 0.0
-        self._width = 0
-        self.done = 0
         self.failed = 0
+        self._stream = stream
+        columns, rows = _terminal_size(stream)
+        self._bar = tqdm(total=total or None, file=stream, disable=not enabled,
+                         unit=' frames', mininterval=REDRAW_SECONDS, ncols=columns, nrows=rows,
+                         bar_format=KNOWN_TOTAL if total else UNKNOWN_TOTAL)
+
+    @property
+    def done(self) -> int:
+        """Return the frames counted so far."""
+        return self._bar.n
 
     def update(self, done: int = 1, failed: int = 0) -> None:
         """Count ``done`` more frames finished, ``failed`` of them failed; redraw if due."""
-        with self._lock:
-            self.done += done
-            self.failed += failed
-            now = time.monotonic()
-            if self.enabled and now - self._last_draw >= REDRAW_SECONDS:
-                self._last_draw = now
-                self._draw(now)
-
-    def _draw(self, now: float) -> None:
-        line = progress_line(self.done, self.failed, self.total, now - self._started)
-        # pad over the previous, possibly longer, line
-        self._stream.write('\r' + line.ljust(self._width))
-        self._stream.flush()
-        self._width = len(line)
+        try:
+            if failed:
+                self.failed += failed
+                self._bar.set_postfix_str(f'{self.failed} failed', refresh=False)
+            self._bar.update(done)
+        except (OSError, ValueError):  # the terminal went away (closed file: ValueError)
+            self._turn_off()
 
     def write_above(self, text: str) -> None:
-        """Print a message line without tearing the bar: clear it, print, redraw."""
-        with self._lock:
+        """Print a message line without tearing the bar (plainly when no bar is drawn)."""
+        try:
             if self.enabled:
-                self._stream.write('\r' + ' ' * self._width + '\r')
-            self._stream.write(text + '\n')
-            if self.enabled:
-                self._draw(time.monotonic())
+                self._bar.write(text, file=self._stream)
             else:
+                self._stream.write(text + '\n')
                 self._stream.flush()
+        except (OSError, ValueError):
+            self._turn_off()
 
     def close(self) -> None:
         """Draw the final state and end the line (only if anything was drawn)."""
-        with self._lock:
-            if self.enabled:
-                self._draw(time.monotonic())
-                self._stream.write('\n')
-                self._stream.flush()
-                self.enabled = False
+        try:
+            self._bar.close()
+        except (OSError, ValueError):
+            pass
+        self.enabled = False
+
+    def _turn_off(self) -> None:
+        self.enabled = False
+        self._bar.disable = True
 
 
 class ProgressLogHandler(logging.Handler):

@@ -19,18 +19,21 @@ Source frames go into the pipeline; frames the source cannot decode go in as fai
 (``FramePipeline.submit_failed``), so the pipeline releases one record per source frame,
 strictly in source order, and its counters account for all of them. The run always ends in a
 ``RunSummary`` that accounts for every frame read (processed, failed, cancelled; skipped is 0 by
-construction and checked), and always closes its outputs, also on an output error, a source
-error or Ctrl-C, so what was processed until then is kept.
+construction and checked) and says what each output holds, and it always closes its outputs,
+also on an output error, a source error or a stop signal, so what was processed until then is
+kept and readable.
 
-NOTE (stopping): the first Ctrl-C stops reading and lets the frames already accepted finish
-(up to ``drain_timeout_s``); a second Ctrl-C cancels those. An output error stops reading at
-once and nothing more is written to any output, so the outputs stay consistent with each other.
+NOTE (stopping): the first stop signal (Ctrl-C, SIGTERM, SIGHUP; see ``stop_signals``) stops
+reading and lets the frames already accepted finish (up to ``drain_timeout_s``); a second one
+cancels those, and they are reported as cancelled. An output error stops reading at once and
+nothing more is written to any output, so the outputs stay consistent with each other.
 """
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 import logging
 import queue
+import re
 import signal
 import threading
 import time
@@ -38,24 +41,45 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from rk_yolo_ros.core.counters import CounterSnapshot, reason_key
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FailureStage, FrameStatus
-from rk_yolo_ros.core.pipeline import (CompletedFrame, FramePipeline, PipelineConfig,
-                                       PipelineError, WorkerStartError)
+from rk_yolo_ros.core.pipeline import (BackpressureTimeout, CompletedFrame, FramePipeline,
+                                       PipelineConfig, PipelineError, WorkerStartError)
 from rk_yolo_ros.offline.progress import ProgressBar
-from rk_yolo_ros.offline.sinks import FrameRecord, ResultSink, SinkError
-from rk_yolo_ros.offline.sources import FrameSource, SourceError
-from rk_yolo_ros.yolo.drawing import draw_overlay
+from rk_yolo_ros.offline.sinks import FrameRecord, input_fields, ResultSink, SinkError
+from rk_yolo_ros.offline.sources import FrameSource, SourceError, SourceFrame
+from rk_yolo_ros.offline.stop_signals import exit_code_for, signal_name, StopSignals
+from rk_yolo_ros.yolo.drawing import draw_overlay, draw_track_ids
+from rk_yolo_ros.yolo.tracking import StreamTracker
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # stopped by an error (output, source, workers)
-EXIT_USAGE = 2  # bad arguments or a source that cannot be opened
+EXIT_USAGE = 2  # bad arguments, source, model or output path: refused before any work
 EXIT_FRAMES_FAILED = 3  # finished, but some frames failed
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
-FAILURES_LISTED = 10
+# A stop signal ends a run with 128 + its number: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP.
+FAILURES_SHOWN = 10  # failures the printed summary lists
+FAILURES_KEPT = 1000  # failures RunSummary keeps (summary.json); the JSON lines have every one
+SUBMIT_POLL_S = 0.2  # how often a submit waiting for a free slot looks for a stop signal
+
+
+def concise_error(text: str) -> str:
+    """
+    Return an error text in one line: a traceback becomes its first line and its exception.
+
+    'worker 0 ... failed to start:' + a traceback ending in 'pkg.mod.DecodeError: why' reads
+    'worker 0 ... failed to start: DecodeError: why'.
+    """
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    if not lines:
+        return ''
+    if 'Traceback (most recent call last):' not in lines:
+        return ' '.join(lines) if len(lines) < 4 else lines[0]
+    last = re.sub(r'^(?:\w+\.)+(\w+:)', r'\1', lines[-1])  # drop the module path
+    first = lines[0]
+    return last if first.startswith('Traceback') else f'{first.rstrip(":")}: {last}'
 
 
 @dataclass
 class RunSummary:
-    """What a run did with every frame it read."""
+    """What a run did with every frame it read, and what each output holds."""
 
     source: str
     frames_read: int = 0
@@ -63,16 +87,17 @@ class RunSummary:
     failed: int = 0
     cancelled: int = 0
     skipped: int = 0
-    written: int = 0  # frames whose records reached the outputs
     failure_reasons: Dict[str, int] = field(default_factory=dict)
-    failures: List[Dict[str, Any]] = field(default_factory=list)  # the first few, with reasons
+    failures: List[Dict[str, Any]] = field(default_factory=list)  # the first FAILURES_KEPT
+    failures_omitted: int = 0  # failures beyond FAILURES_KEPT (each one is in the JSON lines)
     elapsed_s: float = 0.0
     fps: float = 0.0
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
     workers: List[Dict[str, Any]] = field(default_factory=list)
-    outputs: List[str] = field(default_factory=list)
+    outputs: List[Dict[str, Any]] = field(default_factory=list)  # ResultSink.report() each
     stopped_by: str = ''  # '' (ran to the end), 'max-frames', 'interrupted', 'error'
+    signal: str = ''  # the stop signal that ended the run ('Ctrl-C', 'SIGTERM', 'SIGHUP')
     error: str = ''
     exit_code: int = EXIT_OK
 
@@ -89,10 +114,9 @@ class _SinkWriter:
     which blocks intake. Backpressure all the way back to the source, never a dropped frame.
     """
 
-    def __init__(self, sinks: Sequence[ResultSink], summary: RunSummary,
-                 on_sink_error: Callable[[SinkError], None], depth: int = 8):
+    def __init__(self, sinks: Sequence[ResultSink], on_sink_error: Callable[[SinkError], None],
+                 depth: int = 8):
         self.sinks = list(sinks)
-        self.summary = summary
         self.on_sink_error = on_sink_error
         self.sink_error: Optional[SinkError] = None
         self.close_errors: List[SinkError] = []
@@ -135,8 +159,6 @@ class _SinkWriter:
                         sink.write(record)
                 except SinkError as error:
                     self._failed(error)
-                else:
-                    self.summary.written += 1
         finally:
             self._close_all()
 
@@ -165,11 +187,17 @@ class _Outputs:
     def emit(self, record: FrameRecord) -> None:
         """Take one record (its image must be a private copy)."""
         self.last_release = time.monotonic()
-        if record.status is FrameStatus.FAILED and len(self.summary.failures) < FAILURES_LISTED:
-            self.summary.failures.append({'index': record.meta.index,
-                                          'reason': reason_key(record.error)})
+        failed = record.status is FrameStatus.FAILED
+        if failed:
+            if len(self.summary.failures) < FAILURES_KEPT:
+                failure = input_fields(record.meta)
+                failure.update(stage=FailureStage(record.stage).value,
+                               reason=reason_key(record.error))
+                self.summary.failures.append(failure)
+            else:
+                self.summary.failures_omitted += 1
         if self.progress is not None:
-            self.progress.update(1, int(record.status is FrameStatus.FAILED))
+            self.progress.update(1, int(failed))
         self.writer.put(record)
 
 
@@ -180,8 +208,16 @@ class OfflineRun:
                  config: PipelineConfig, settings: DetectionSettings,
                  sinks: Sequence[ResultSink], progress: Optional[ProgressBar] = None,
                  max_frames: Optional[int] = None, drain_timeout_s: float = 30.0,
-                 logger: Optional[logging.Logger] = None):
-        """Keep the parts; ``run`` does the work."""
+                 logger: Optional[logging.Logger] = None,
+                 signals: Optional[StopSignals] = None,
+                 tracker: Optional[StreamTracker] = None):
+        """
+        Keep the parts; ``run`` does the work.
+
+        ``signals`` are the command's stop signals; without them the run catches SIGINT,
+        SIGTERM and SIGHUP itself while it runs (in the main thread). ``tracker`` (on or off)
+        sees every frame in order and gives the records their track ids.
+        """
         if max_frames is not None and max_frames < 1:
             raise ValueError(f'max_frames must be >= 1, got {max_frames}')
         self.source = source
@@ -193,9 +229,11 @@ class OfflineRun:
         self.max_frames = max_frames
         self.drain_timeout_s = drain_timeout_s
         self.log = logger or logging.getLogger('rk_yolo_ros.offline')
+        self.signals = signals or StopSignals()
+        self.tracker = tracker or StreamTracker(False)
         self.summary = RunSummary(source=source.description)
-        self._stop = threading.Event()
-        self._writer = _SinkWriter(self.sinks, self.summary, self._sink_failed)
+        self._stop = threading.Event()  # an output failed: stop reading
+        self._writer = _SinkWriter(self.sinks, self._sink_failed)
         self._outputs = _Outputs(self._writer, self.summary, progress)
         self._counters: Optional[CounterSnapshot] = None  # the pipeline's, once it closed
 
@@ -206,44 +244,55 @@ class OfflineRun:
 
     def _on_frame(self, frame: CompletedFrame) -> None:
         """Pipeline callback (collector thread, frame order): turn the frame into a record."""
+        detections = self.tracker.observe(frame.status, frame.result)  # frame order
         # the image is a view of a shared-memory slot, reused once this callback returns
         image = None
         if frame.status is FrameStatus.OK:
             image = frame.image.copy()
-            # the frame id on every frame makes the no-skip guarantee visible in the video
+            draw_track_ids(image, detections, frame.source_size)
+            # the input's own frame number on every frame makes the no-skip guarantee
+            # visible in the video (a failed frame shows as a gap in the numbers)
             draw_overlay(image, [
-                f'frame {frame.frame_id}  skipped 0',
+                f'frame {frame.meta.index}  skipped 0',
                 f'worker {frame.worker} of {self.config.workers}  '
                 f'{frame.latency_s * 1000.0:.0f} ms'])
-        self._outputs.emit(FrameRecord(frame.meta, frame.status, frame.result, image,
+        self._outputs.emit(FrameRecord(frame.meta, frame.status, detections, image,
                                        frame.source_size, frame.error, frame.latency_s,
                                        frame.worker, frame.stage or FailureStage.PROCESS))
 
     def run(self) -> RunSummary:
-        """Process the source to its end (or max_frames, an error, Ctrl-C); return the summary."""
+        """Process the source to its end (or max_frames, an error, a stop signal); summarize."""
+        installed = not self.signals.installed
+        self.signals.install()
+        try:
+            return self._run()
+        finally:
+            if installed:
+                self.signals.restore()
+
+    def _run(self) -> RunSummary:
         summary = self.summary
         pipeline = FramePipeline(self.config, self.factory, self._on_frame, self.log)
         try:
-            pipeline.start()
-        except (WorkerStartError, ValueError, OSError, KeyboardInterrupt) as error:
-            interrupted = isinstance(error, KeyboardInterrupt)
-            summary.error = ('interrupted (Ctrl-C) while the workers started' if interrupted
-                             else f'the workers could not start: {error}')
-            summary.stopped_by = 'interrupted' if interrupted else 'error'
-            summary.exit_code = EXIT_INTERRUPTED if interrupted else EXIT_ERROR
+            with self.signals.raising():  # nothing to finish yet: a signal aborts the start
+                pipeline.start()
+        except KeyboardInterrupt as error:  # Interrupted (a stop signal), or a bare Ctrl-C
+            pipeline.close(drain=False)
+            self._interrupted(getattr(error, 'signum', signal.SIGINT), 'while the workers '
+                              'started')
+            self._close_sinks()
+            return summary
+        except (WorkerStartError, ValueError, OSError) as error:
+            pipeline.close(drain=False)
+            summary.error = f'the workers could not start: {concise_error(str(error))}'
+            summary.stopped_by, summary.exit_code = 'error', EXIT_ERROR
             self._close_sinks()
             return summary
         self._writer.start()
         started = time.monotonic()
         try:
             self._feed(pipeline)
-            if not self._stop.is_set():
-                pipeline.flush()
-        except KeyboardInterrupt:
-            summary.stopped_by, summary.exit_code = 'interrupted', EXIT_INTERRUPTED
-            summary.error = 'interrupted (Ctrl-C): stopped reading'
-            self.log.warning('interrupted: finishing the %d frame(s) in flight (Ctrl-C again to '
-                             'cancel them)', pipeline.stats().counters.in_flight)
+            self._drain(pipeline, deadline=None, until_stop_signal=True)
         except SourceError as error:
             summary.stopped_by, summary.exit_code = 'error', EXIT_ERROR
             summary.error = str(error)
@@ -255,42 +304,76 @@ class OfflineRun:
         self._finish(started)
         return summary
 
+    def _stopping(self) -> bool:
+        """Return True once reading must stop (an output failed, or a stop signal came)."""
+        return self._stop.is_set() or self.signals.requested.is_set()
+
     def _feed(self, pipeline: FramePipeline) -> None:
         """Read the source and submit its frames; decode failures go straight to the outputs."""
-        # frames_read is counted at the end (accepted + decode failures): a frame that Ctrl-C
-        # caught before the pipeline accepted it was not taken in, so it is not "read".
+        # frames_read is counted at the end (accepted + decode failures): a frame read when a
+        # stop signal came is not taken in, so it is not "read".
         read = 0
         for item in self.source.encoded_frames():  # compressed frames: the workers decode
-            if self._stop.is_set():
+            if self._stopping():
                 return
-            if item.encoded is not None:
-                pipeline.submit_encoded(item.encoded, meta=item.meta, settings=self.settings,
-                                        timeout=None)
-            elif item.image is None:
+            if item.image is None and item.encoded is None:
                 pipeline.submit_failed(item.meta, item.error)
-            else:
-                pipeline.submit(item.image, meta=item.meta, settings=self.settings,
-                                timeout=None)
+            elif not self._submit(pipeline, item):
+                return
             read += 1
             if self.max_frames is not None and read >= self.max_frames:
                 self.summary.stopped_by = 'max-frames'
                 return
 
+    def _submit(self, pipeline: FramePipeline, item: SourceFrame) -> bool:
+        """Submit one frame, waiting for a free slot; False if a stop came first."""
+        while not self._stopping():
+            try:
+                if item.encoded is not None:  # compressed: a worker decodes it
+                    pipeline.submit_encoded(item.encoded, meta=item.meta,
+                                            settings=self.settings, timeout=SUBMIT_POLL_S)
+                else:
+                    pipeline.submit(item.image, meta=item.meta, settings=self.settings,
+                                    timeout=SUBMIT_POLL_S)
+                return True
+            except BackpressureTimeout:
+                continue  # every slot busy: look for a stop signal, then wait again
+        return False
+
+    def _drain(self, pipeline: FramePipeline, deadline: Optional[float],
+               until_stop_signal: bool = False) -> bool:
+        """Wait until every accepted frame is released; False if stopped or out of time."""
+        while not self._stop.is_set() and not self.signals.cancel.is_set():
+            if until_stop_signal and self.signals.requested.is_set():
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if pipeline.flush(timeout=0.2):
+                return True
+        return False
+
+    def _interrupted(self, signum: int, when: str) -> None:
+        """Record that a stop signal ended the run (an error found before it stays the cause)."""
+        summary = self.summary
+        if summary.stopped_by == 'error':
+            return
+        name = signal_name(signum)
+        summary.stopped_by, summary.signal = 'interrupted', name
+        summary.exit_code = exit_code_for(signum)
+        summary.error = f'interrupted ({name}) {when}'
+
     def _shut_down(self, pipeline: FramePipeline) -> None:
-        """Let accepted frames finish (Ctrl-C again cancels them), stop workers, close sinks."""
-        second_interrupt = threading.Event()
-        restore = None
-        if threading.current_thread() is threading.main_thread():
-            restore = signal.signal(signal.SIGINT, lambda *_: second_interrupt.set())
+        """Let accepted frames finish (a second signal cancels them), stop workers, close sinks."""
         try:
-            deadline = time.monotonic() + self.drain_timeout_s
-            while not self._stop.is_set() and not second_interrupt.is_set() \
-                    and time.monotonic() < deadline:
-                try:
-                    if pipeline.flush(timeout=0.2):
-                        break
-                except PipelineError:
-                    break
+            if self.signals.first is not None:
+                self._interrupted(self.signals.first, 'and stopped reading')
+                self.log.warning('interrupted (%s): finishing the %d frame(s) in flight (a '
+                                 'second signal cancels them)', signal_name(self.signals.first),
+                                 pipeline.stats().counters.in_flight)
+            try:
+                self._drain(pipeline, deadline=time.monotonic() + self.drain_timeout_s)
+            except PipelineError:
+                pass  # whatever is left is released as cancelled below
             self.summary.workers = [
                 {'index': w.index, 'pid': w.pid, 'core_mask': w.core_mask, 'cpu': w.cpu,
                  'frames_done': w.frames_done, 'frames_failed': w.frames_failed,
@@ -298,34 +381,25 @@ class OfflineRun:
             # anything still in flight is released as cancelled
             self._counters = pipeline.close(drain=False).counters
         finally:
-            try:
-                self._close_sinks()  # a Ctrl-C now must not leave the bag without metadata
-            finally:
-                if restore is not None:
-                    signal.signal(signal.SIGINT, restore)
+            self._close_sinks()
 
     def _close_sinks(self) -> None:
         """Let the writer write what is queued and close every sink; keep the first error."""
         self._writer.finish()
-        if self._writer.sink_error is not None and not self.summary.error:
-            self.summary.error = str(self._writer.sink_error)
-            self.summary.stopped_by, self.summary.exit_code = 'error', EXIT_ERROR
         for error in self._writer.close_errors:
             self.log.error('%s', error)
-            if not self.summary.error:
+        first = [self._writer.sink_error] if self._writer.sink_error else []
+        for error in first + self._writer.close_errors:
+            if not self.summary.error:  # the first cause is the run's error
                 self.summary.error = str(error)
                 self.summary.stopped_by, self.summary.exit_code = 'error', EXIT_ERROR
-        self.summary.outputs = [sink.describe() for sink in self.sinks]
+        self.summary.outputs = [sink.report() for sink in self.sinks]
         if self.progress is not None:
             self.progress.close()
 
     def _finish(self, started: float) -> None:
         """Fill in the counts, timings and the skip check from the counters; pick the exit code."""
         summary, counters = self.summary, self._counters
-        sink_error = self._writer.sink_error
-        if sink_error is not None and summary.exit_code in (EXIT_OK, EXIT_FRAMES_FAILED):
-            summary.stopped_by, summary.exit_code = 'error', EXIT_ERROR
-            summary.error = str(sink_error)
         if counters is not None:
             summary.frames_read = counters.accepted
             summary.processed, summary.failed = counters.ok, counters.failed
@@ -350,6 +424,18 @@ class OfflineRun:
             summary.exit_code = EXIT_FRAMES_FAILED
 
 
+def _input_label(failure: Dict[str, Any]) -> str:
+    """Name a failed frame: 'frame 5 (a.jpg)', unless its reason names the input already."""
+    where = failure.get('file') or ''
+    if failure.get('topic'):
+        where = f'{failure["topic"]} at t={failure.get("bag_timestamp_ns")} ns'
+        if failure['topic'] in failure['reason']:
+            where = ''
+    if where and where in failure['reason']:
+        where = ''
+    return f'frame {failure["index"]}' + (f' ({where})' if where else '')
+
+
 def format_summary(summary: RunSummary) -> str:
     """Return the human-readable closing summary."""
     lines = [f'source:     {summary.source}',
@@ -362,11 +448,14 @@ def format_summary(summary: RunSummary) -> str:
         kinds = ', '.join(f'{kind}: {count}' for kind, count in
                           Counter(summary.failure_reasons).most_common())
         lines.append(f'failures:   {kinds}')
-        for failure in summary.failures:
-            lines.append(f'            frame {failure["index"]}: {failure["reason"]}')
-        if summary.failed > len(summary.failures):
-            lines.append(f'            ... and {summary.failed - len(summary.failures)} more '
-                         '(see the JSON lines output)')
+        for failure in summary.failures[:FAILURES_SHOWN]:
+            lines.append(f'            {_input_label(failure)}: {failure["reason"]}')
+        if summary.failed > FAILURES_SHOWN:
+            kept = len(summary.failures)
+            lines.append(f'            ... and {summary.failed - FAILURES_SHOWN} more ('
+                         + (f'summary.json lists all {kept}' if not summary.failures_omitted
+                            else f'summary.json lists the first {kept}')
+                         + '; the JSON lines output has every one)')
     lines.append(f'speed:      {summary.fps:.1f} fps over {summary.elapsed_s:.1f} s; latency '
                  f'p50 {summary.latency_p50_ms:.0f} ms, p99 {summary.latency_p99_ms:.0f} ms')
     if summary.workers:
@@ -375,7 +464,7 @@ def format_summary(summary: RunSummary) -> str:
                          f'{w["frames_done"]} frames' for w in summary.workers)
         lines.append(f'workers:    {len(summary.workers)} ({used})')
     for output in summary.outputs:
-        lines.append(f'output:     {output}')
+        lines.append(f'output:     {output["text"]}')
     if summary.stopped_by == 'max-frames':
         lines.append(f'stopped:    after --max-frames {summary.frames_read} frames')
     if summary.error:

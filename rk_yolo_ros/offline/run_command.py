@@ -18,12 +18,17 @@
 ``rk-yolo run SOURCE`` takes the node's settings as flags (from the settings table) and writes
 any combination of an annotated video, an output rosbag2 (Detection2DArray + annotated Image
 with the input stamps) and JSON lines, then prints a summary that accounts for every frame.
-Exit codes: 0 done, 1 stopped by an error, 2 bad arguments or source, 3 done but some frames
-failed, 130 interrupted.
+
+Everything that can be checked before work is checked first, and nothing is created on disk
+until all of it passed: the options, the output paths and the video encoder, the model's input
+and output shapes, the source. Exit codes: 0 done, 1 stopped by an error, 2 refused before any
+work (bad arguments, source, model or output path), 3 done but some frames failed, 128 + N
+stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 
 import argparse
 import contextlib
+from dataclasses import dataclass
 import json
 import logging
 import os
@@ -35,10 +40,15 @@ from rk_yolo_ros.core import settings
 from rk_yolo_ros.core.frame_processing import DetectionSettings
 from rk_yolo_ros.core.pipeline import PipelineConfig
 from rk_yolo_ros.offline.progress import ProgressBar, ProgressLogHandler
-from rk_yolo_ros.offline.run import EXIT_ERROR, EXIT_USAGE, format_summary, OfflineRun
-from rk_yolo_ros.offline.sinks import (BAG_STORAGES, BagSink, JsonLinesSink, SinkError,
-                                       VideoSink)
-from rk_yolo_ros.offline.sources import BagSource, open_source, SourceError
+from rk_yolo_ros.offline.run import (concise_error, EXIT_ERROR, EXIT_USAGE, format_summary,
+                                     OfflineRun, RunSummary)
+from rk_yolo_ros.offline.sinks import (BAG_STORAGES, BagSink, check_bag_path,
+                                       check_output_dir, check_output_file,
+                                       check_video_encoder, JsonLinesSink, SinkError, VideoSink)
+from rk_yolo_ros.offline.sources import (BagSource, check_fps, DEFAULT_FPS, FrameSource,
+                                         open_source, SourceError)
+from rk_yolo_ros.offline.stop_signals import exit_code_for, Interrupted, StopSignals
+from rk_yolo_ros.yolo.tracking import StreamTracker
 
 PROG = 'rk-yolo'
 DEFAULT_BASE_TOPIC = '/image'  # the input topic name given to non-bag sources
@@ -46,7 +56,8 @@ OUTPUT_DIR_FILES = {'video': 'annotated.mp4', 'bag': 'detections_bag',
                     'jsonl': 'detections.jsonl', 'summary_json': 'summary.json'}
 # Short forms kept for the flags users type most; every other flag is the setting's name.
 FLAG_ALIASES = {'conf_threshold': ('--conf',), 'iou_threshold': ('--iou',),
-                'max_detections': ('--max-det',), 'labels_file': ('--labels',)}
+                'max_detections': ('--max-det',), 'labels_file': ('--labels',),
+                'tracking': ('--track',)}
 
 
 class UsageError(ValueError):
@@ -64,6 +75,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _frame_rate(text: str) -> float:
+    """Read --fps: a frame rate > 0 (``sources.check_fps`` is the rule)."""
+    try:
+        return check_fps(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a frame rate > 0 (frames per second), got '
+                                         f'{text!r}') from None
+
+
 def setting_type(name: str):
     """Return an argparse ``type`` that reads a setting with the settings' one rule."""
     def parse(text: str) -> Any:
@@ -79,6 +99,11 @@ def add_setting_flags(group) -> None:
     """Add one flag per setting that is not ROS-only (name, default, help from the table)."""
     for item in settings.SETTINGS:
         if item.ros_only:
+            continue
+        if item.kind is settings.Kind.BOOL:  # --track / --no-track
+            group.add_argument(item.flag, *FLAG_ALIASES.get(item.name, ()), dest=item.name,
+                               action=argparse.BooleanOptionalAction,
+                               default=settings.default(item.name), help=item.help_text())
             continue
         group.add_argument(item.flag, *FLAG_ALIASES.get(item.name, ()), dest=item.name,
                            type=setting_type(item.name), default=settings.default(item.name),
@@ -114,7 +139,8 @@ def add_run_command(subparsers) -> None:
     outputs.add_argument('--bag-storage', choices=BAG_STORAGES, default='sqlite3',
                          help='output bag storage (default sqlite3)')
     outputs.add_argument('--det-topic', help='detections topic (default <input topic>/'
-                         f'detections; {DEFAULT_BASE_TOPIC} for non-bag sources)')
+                         f'detections; {DEFAULT_BASE_TOPIC} for non-bag sources; a '
+                         "CompressedImage topic's /compressed is dropped)")
     outputs.add_argument('--image-topic', help='annotated image topic (default <input topic>/'
                          'annotated; "none" leaves the images out)')
     outputs.add_argument('--jsonl', type=pathlib.Path, help='detections as JSON lines')
@@ -125,13 +151,15 @@ def add_run_command(subparsers) -> None:
     run_group = run.add_argument_group('run')
     run_group.add_argument('--max-frames', type=_positive_int,
                            help='stop after reading this many frames')
-    run_group.add_argument('--fps', type=float,
-                           help='frame rate for stamps of images/videos and the output video')
+    run_group.add_argument('--fps', type=_frame_rate,
+                           help='frame rate (> 0) for stamps of images/videos and the output '
+                           "video (default: the video's own, else 30)")
     run_group.add_argument('--frame-id', default='camera',
                            help='header frame_id for non-bag sources (default camera)')
     run_group.add_argument('--progress', choices=('auto', 'on', 'off'), default='auto',
                            help='progress bar on stderr (default auto: only on a terminal)')
-    run_group.add_argument('--verbose', '-v', action='store_true', help='log more')
+    run_group.add_argument('--verbose', '-v', action='store_true',
+                           help='log more, with tracebacks')
     run.set_defaults(func=run_command)
 
 
@@ -139,14 +167,30 @@ def _output_paths(args) -> dict:
     """Return the output files asked for: explicit options, else inside --output-dir."""
     paths = {name: getattr(args, name) for name in OUTPUT_DIR_FILES}
     if args.output_dir is not None:
-        try:
-            args.output_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UsageError(f'cannot create --output-dir {args.output_dir}: {error}') from None
         for name, file_name in OUTPUT_DIR_FILES.items():
             if paths[name] is None:
                 paths[name] = args.output_dir / file_name
     return paths
+
+
+def _check_outputs(args, paths) -> None:
+    """Raise SinkError if an output could not be written; creates nothing."""
+    created = args.output_dir  # the one folder the run creates
+    if created is not None:
+        check_output_dir(created)
+    chosen = [path for path in paths.values() if path is not None]
+    resolved = [os.path.abspath(path) for path in chosen]
+    for path, absolute in zip(chosen, resolved):
+        if resolved.count(absolute) > 1:
+            raise SinkError(f'{path} is given for two outputs; each output needs its own path')
+    for name, what in (('jsonl', 'JSON lines'), ('video', 'video'),
+                       ('summary_json', 'summary')):
+        if paths[name] is not None:
+            check_output_file(paths[name], what, created)
+    if paths['bag'] is not None:
+        check_bag_path(paths['bag'], args.overwrite, created)
+    if paths['video'] is not None:
+        check_video_encoder(paths['video'], args.fourcc)
 
 
 def _detector_factory(values: Dict[str, Any]):
@@ -155,113 +199,181 @@ def _detector_factory(values: Dict[str, Any]):
 
     try:
         return YoloDetectorFactory.from_settings(values)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError) as error:  # ModelCheckError, LabelsError among them
         raise UsageError(str(error)) from None
-    except Exception as error:  # BackendError, labels errors: the message names the problem
+    except Exception as error:  # BackendError: the message names the problem
         raise UsageError(f'{type(error).__name__}: {error}') from None
 
 
 def _topics(args, source) -> Tuple[str, Optional[str]]:
     base = source.topic if isinstance(source, BagSource) else DEFAULT_BASE_TOPIC
     base = base.rstrip('/')
+    if isinstance(source, BagSource) and source.msgtype == 'sensor_msgs/msg/CompressedImage' \
+            and base.endswith('/compressed'):
+        # image_transport's suffix: the outputs (raw Images and detections) sit beside the
+        # raw topic, /camera/image_raw/detections, not under /camera/image_raw/compressed/
+        base = base[:-len('/compressed')]
     det_topic = args.det_topic or f'{base}/detections'
     image_topic = args.image_topic or f'{base}/annotated'
     return det_topic, (None if image_topic == 'none' else image_topic)
 
 
 def _make_sinks(args, paths, source) -> list:
-    """Create the requested outputs; close the ones made if a later one fails."""
+    """Build the requested outputs (they are created on disk by the run's writer thread)."""
     sinks = []
-    try:
-        # Written in this order; a frame whose write fails reaches none of the later ones.
-        if paths['jsonl'] is not None:
-            sinks.append(JsonLinesSink(paths['jsonl']))
-        if paths['bag'] is not None:
-            det_topic, image_topic = _topics(args, source)
-            sinks.append(BagSink(paths['bag'], det_topic, image_topic, args.bag_storage,
-                                 args.overwrite, args.class_id_format))
-        if paths['video'] is not None:
-            sinks.append(VideoSink(paths['video'], args.fps or source.fps or 30.0, args.fourcc))
-    except BaseException:
-        for sink in sinks:
-            try:
-                sink.close()
-            except SinkError:
-                pass  # closing what did open; the error being raised is the one to report
-        raise
+    # Written in this order; a frame whose write fails reaches none of the later ones.
+    if paths['jsonl'] is not None:
+        sinks.append(JsonLinesSink(paths['jsonl']))
+    if paths['bag'] is not None:
+        det_topic, image_topic = _topics(args, source)
+        sinks.append(BagSink(paths['bag'], det_topic, image_topic, args.bag_storage,
+                             args.overwrite, args.class_id_format))
+    if paths['video'] is not None:
+        fps = args.fps if args.fps is not None else (source.fps or DEFAULT_FPS)
+        sinks.append(VideoSink(paths['video'], fps, args.fourcc))
     return sinks
+
+
+@dataclass
+class _Checked:
+    """What the checks before work produced: nothing is on disk yet."""
+
+    values: Dict[str, Any]
+    config: PipelineConfig
+    paths: Dict[str, Optional[pathlib.Path]]
+    factory: Any
+    source: FrameSource
+
+
+def _check_everything(args) -> _Checked:
+    """Check the options, outputs, model and source; raise UsageError/SinkError/SourceError."""
+    values = setting_values(args)
+    config = PipelineConfig.from_settings(values)
+    paths = _output_paths(args)
+    _check_outputs(args, paths)
+    factory = _detector_factory(values)
+    try:
+        StreamTracker(values['tracking'])  # without scipy --track is refused here, before work
+    except ImportError as error:
+        raise UsageError(f'--track: {error}') from None
+    warning = settings.worker_count_warning(config.workers, factory.backend, os.cpu_count() or 1)
+    if warning:
+        print(f'{PROG}: warning: {warning}', file=sys.stderr)
+    source = open_source(args.source, topic=args.topic, fps=args.fps, frame_id=args.frame_id)
+    return _Checked(values, config, paths, factory, source)
 
 
 def run_command(args) -> int:
     """Run ``rk-yolo run``; return the exit code."""
-    values = setting_values(args)
-    try:
-        config = PipelineConfig.from_settings(values)
-        paths = _output_paths(args)
-        factory = _detector_factory(values)
-    except (UsageError, ValueError) as error:
-        return _fail(EXIT_USAGE, error)
-    warning = settings.worker_count_warning(config.workers, factory.backend, os.cpu_count() or 1)
-    if warning:
-        print(f'{PROG}: warning: {warning}', file=sys.stderr)
-    try:
-        source = open_source(args.source, topic=args.topic, fps=args.fps,
-                             frame_id=args.frame_id)
-    except SourceError as error:
-        return _fail(EXIT_USAGE, error)
-    with source:
+    with StopSignals() as signals:
         try:
-            sinks = _make_sinks(args, paths, source)
-        except SinkError as error:
+            with signals.raising():  # nothing exists yet that a signal would have to close
+                checked = _check_everything(args)
+        except Interrupted as stopped:
+            _say(f'{PROG}: interrupted ({stopped}) before the run started; nothing was written')
+            return exit_code_for(stopped.signum)
+        except (UsageError, ValueError, SinkError, SourceError) as error:
             return _fail(EXIT_USAGE, error)
-        # Drawing costs worker time: skip it when no output shows the annotated frames.
-        wants_images = paths['video'] is not None or (paths['bag'] is not None and
-                                                      _topics(args, source)[1] is not None)
-        detection = DetectionSettings.from_settings(values, draw=wants_images)
-        total = source.total
-        if args.max_frames is not None:
-            total = min(total, args.max_frames) if total else args.max_frames
-        progress = ProgressBar(total, sys.stderr,
-                               {'auto': None, 'on': True, 'off': False}[args.progress])
-        print(f'{PROG}: {source.description} -> {len(sinks)} output(s); {config.workers} '
-              f'worker(s), {factory.describe()}', file=sys.stderr)
-        run = OfflineRun(source, factory, config, detection, sinks, progress=progress,
-                         max_frames=args.max_frames)
-        with _log_through(progress, args.verbose):
-            summary = run.run()
-    print(format_summary(summary))
-    if paths['summary_json'] is not None:
+        with checked.source:
+            summary = _run_checked(args, checked, signals)
+        if summary is None:
+            return EXIT_USAGE
+        return _report(summary, checked.paths['summary_json'])
+
+
+def _run_checked(args, checked: _Checked, signals: StopSignals) -> Optional[RunSummary]:
+    """Create the outputs' folder and the sinks, run, return the summary (None: refused)."""
+    paths, source = checked.paths, checked.source
+    try:
+        if args.output_dir is not None:
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+        sinks = _make_sinks(args, paths, source)
+    except (OSError, SinkError) as error:
+        _fail(EXIT_USAGE, error)
+        return None
+    # Drawing costs worker time: skip it when no output shows the annotated frames.
+    wants_images = paths['video'] is not None or (paths['bag'] is not None and
+                                                  _topics(args, source)[1] is not None)
+    detection = DetectionSettings.from_settings(checked.values, draw=wants_images)
+    total = source.total
+    if args.max_frames is not None:
+        total = min(total, args.max_frames) if total else args.max_frames
+    progress = ProgressBar(total, sys.stderr,
+                           {'auto': None, 'on': True, 'off': False}[args.progress])
+    _say(f'{PROG}: {source.description} -> {len(sinks)} output(s); {checked.config.workers} '
+         f'worker(s), {checked.factory.describe()}')
+    run = OfflineRun(source, checked.factory, checked.config, detection, sinks,
+                     progress=progress, max_frames=args.max_frames, signals=signals,
+                     tracker=StreamTracker(checked.values['tracking']))
+    with _log_through(progress, args.verbose):
+        return run.run()
+
+
+def _report(summary: RunSummary, summary_json: Optional[pathlib.Path]) -> int:
+    """Write summary.json, print the summary; return the exit code."""
+    code = summary.exit_code
+    if summary_json is not None:  # first: a closed terminal (SIGHUP) must not cost the file
         try:
-            paths['summary_json'].write_text(json.dumps(summary.to_json(), indent=2) + '\n')
+            summary_json.write_text(json.dumps(summary.to_json(), indent=2) + '\n')
         except OSError as error:
-            print(f'{PROG}: error: cannot write {paths["summary_json"]}: {error}',
-                  file=sys.stderr)
-            return summary.exit_code or EXIT_ERROR
+            _say(f'{PROG}: error: cannot write {summary_json}: {error}')
+            code = code or EXIT_ERROR
+    _say(format_summary(summary), sys.stdout)
     if summary.error:
-        print(f'{PROG}: error: {summary.error}', file=sys.stderr)
-    return summary.exit_code
+        _say(f'{PROG}: error: {summary.error}')
+    return code
+
+
+def _say(text: str, stream=None) -> None:
+    """Print a line to stderr (or ``stream``); a terminal that is gone is not an error."""
+    try:
+        print(text, file=stream or sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+class _LogFormatter(logging.Formatter):
+    """'rk-yolo: LEVEL: message'; a traceback shrinks to its exception unless --verbose."""
+
+    def __init__(self, verbose: bool):
+        super().__init__(f'{PROG}: %(levelname)s: %(message)s')
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: A003 - Formatter's method
+        """Format the record; shrink a traceback to its exception line."""
+        text = super().format(record)
+        if self.verbose or 'Traceback (most recent call last):' not in text:
+            return text
+        return concise_error(text) + ' (--verbose shows the traceback)'
 
 
 @contextlib.contextmanager
 def _log_through(progress: ProgressBar, verbose: bool):
     """Send the package's log messages to stderr above the progress bar during a run."""
     handler = ProgressLogHandler(progress)
-    handler.setFormatter(logging.Formatter(f'{PROG}: %(levelname)s: %(message)s'))
+    handler.setFormatter(_LogFormatter(verbose))
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
-    logger = logging.getLogger('rk_yolo_ros')
-    level = logger.level
-    if verbose:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
+    # The run logs to rk_yolo_ros.offline (OfflineRun's logger, also the pipeline's); other
+    # modules to loggers under rk_yolo_ros. Both get the handler and stop propagating, so each
+    # message shows once, here, also where loggers do not propagate by default (launch's).
+    loggers = [logging.getLogger('rk_yolo_ros'), logging.getLogger('rk_yolo_ros.offline')]
+    saved = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        if verbose:
+            logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
     try:
         yield
     finally:  # leave logging as it was (runs inside a larger program or a test session)
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        for logger, (level, propagate) in zip(loggers, saved):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 def _fail(code: int, error: BaseException) -> int:
-    print(f'{PROG}: error: {error}', file=sys.stderr)
+    _say(f'{PROG}: error: {error}')
     return code
 
 

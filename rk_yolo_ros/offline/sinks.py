@@ -15,19 +15,24 @@
 """
 Where offline results go: an annotated video, a rosbag2 recording, JSON lines.
 
-A sink checks its path when built, and opens, writes and closes in ONE thread (the run's
-writer thread: sqlite3 connections may not cross threads). It takes ``FrameRecord`` items in
-source order and is closed exactly once, also after an error or Ctrl-C, so what was written
-stays readable (the mp4 is finalized, the bag gets its metadata). A write that fails raises
-``SinkError`` naming the output and the cause (e.g. the disk is full).
+Before anything is created, ``check_output_dir``, ``check_output_file``, ``check_bag_path``
+and ``check_video_encoder`` find what would fail later (a folder that cannot be written, an
+existing bag, a codec OpenCV lacks) without leaving anything on disk. A sink opens, writes and
+closes in ONE thread (the run's writer thread: sqlite3 connections may not cross threads). It
+takes ``FrameRecord`` items in source order and is closed exactly once, also after an error or a
+stop signal, so what was written stays readable (the mp4 is finalized, the bag gets its
+metadata). A write that fails raises ``SinkError`` naming the output and the cause (e.g. the
+disk is full). ``written`` counts what the output holds.
 """
 
 import abc
 from dataclasses import dataclass
 import errno
 import json
+import os
 import pathlib
 import shutil
+import tempfile
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -76,8 +81,132 @@ def describe_os_error(error: OSError) -> str:
     return str(error)
 
 
+# --------------------------------------------------------------------- checks before creating
+def _existing_ancestor(path: pathlib.Path) -> pathlib.Path:
+    """Return ``path`` or its nearest ancestor that exists."""
+    path = pathlib.Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _folder_problem(folder: pathlib.Path) -> Optional[str]:
+    """Say why files cannot be created in ``folder`` (None if they can), creating nothing."""
+    if not folder.is_dir():
+        return f'{folder} is not a folder'
+    try:
+        # O_TMPFILE where the file system has it: the probe never gets a name
+        with tempfile.TemporaryFile(dir=str(folder)):
+            pass
+    except OSError as error:  # strerror: the probe's own (random) name means nothing here
+        reason = describe_os_error(error) if error.errno == errno.ENOSPC else error.strerror
+        return f'folder {folder} is not writable ({reason or error})'
+    return None
+
+
+def check_output_dir(path: pathlib.Path) -> None:
+    """Raise SinkError unless ``path`` is a writable folder, or could be created as one."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise SinkError(f'--output-dir {path} is a file, not a folder')
+    problem = _folder_problem(_existing_ancestor(path))
+    if problem:
+        raise SinkError(f'cannot write into --output-dir {path}: {problem}')
+
+
+def _parent_problem(path: pathlib.Path, created: Optional[pathlib.Path]) -> Optional[str]:
+    """Say why no file can be made at ``path`` (None if one can); ``created`` will exist."""
+    parent = path.parent
+    if not parent.exists():
+        inside = created is not None and os.path.commonpath(
+            [os.path.abspath(parent), os.path.abspath(created)]) == os.path.abspath(created)
+        if not inside:
+            return f'folder {parent} does not exist'
+    return _folder_problem(_existing_ancestor(parent))
+
+
+def check_output_file(path: pathlib.Path, what: str,
+                      created: Optional[pathlib.Path] = None) -> None:
+    """
+    Raise SinkError unless ``what`` (e.g. 'video') can be written to the file ``path``.
+
+    An existing file must be writable (it is replaced); a new one needs a writable folder, or
+    one inside ``created`` (the --output-dir the run will create).
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise SinkError(f'cannot write {what} {path}: it is a folder')
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise SinkError(f'cannot write {what} {path}: the file is not writable')
+        return
+    problem = _parent_problem(path, created)
+    if problem:
+        raise SinkError(f'cannot write {what} {path}: {problem}')
+
+
+def check_bag_path(path: pathlib.Path, overwrite: bool,
+                   created: Optional[pathlib.Path] = None) -> None:
+    """Raise SinkError unless an output bag can be created at ``path`` (or replace one)."""
+    path = pathlib.Path(path)
+    if path.exists():
+        if not overwrite:
+            raise SinkError(f'output bag {path} exists already; remove it or pass --overwrite')
+        if not _looks_like_bag(path):
+            raise SinkError(f'output bag {path} exists and is not a rosbag2 folder; not '
+                            'removing it')
+    problem = _parent_problem(path, created)
+    if problem:
+        raise SinkError(f'cannot write bag {path}: {problem}')
+
+
+def check_video_encoder(path: pathlib.Path, fourcc: str) -> None:
+    """
+    Raise SinkError unless OpenCV can encode ``fourcc`` into a file like ``path``.
+
+    A two-frame probe is written to the temporary folder (and removed), never next to the
+    output: the check leaves nothing behind.
+    """
+    if len(fourcc) != 4:
+        raise SinkError(f'video codec must be a 4-character fourcc like mp4v, got {fourcc!r}')
+    suffix = pathlib.Path(path).suffix or '.mp4'
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix='rk_yolo_codec_')
+    except OSError:
+        return  # no temporary folder: the first frame will tell
+    with scratch as folder:
+        probe = os.path.join(folder, 'probe' + suffix)
+        writer = cv2.VideoWriter(probe, cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
+        opened = writer.isOpened()
+        if opened:
+            frame = np.zeros((48, 64, 3), np.uint8)
+            writer.write(frame)
+            writer.write(frame)
+        writer.release()
+        if not opened or not os.path.isfile(probe) or os.path.getsize(probe) == 0:
+            raise SinkError(f'cannot write video {path}: this OpenCV has no {fourcc} encoder '
+                            f'for {suffix} files (try --fourcc mp4v with .mp4, or MJPG with '
+                            '.avi)')
+
+
+def fit_into(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Return ``image`` scaled to fit (width, height) ``size``, aspect kept, on black."""
+    width, height = size
+    source_h, source_w = image.shape[:2]
+    if (source_w, source_h) == (width, height):
+        return image
+    scale = min(width / source_w, height / source_h)
+    fitted_w = max(1, min(width, int(round(source_w * scale))))
+    fitted_h = max(1, min(height, int(round(source_h * scale))))
+    canvas = np.zeros((height, width, 3), np.uint8)
+    left, top = (width - fitted_w) // 2, (height - fitted_h) // 2
+    canvas[top:top + fitted_h, left:left + fitted_w] = cv2.resize(
+        image, (fitted_w, fitted_h), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
 class ResultSink(abc.ABC):
-    """One output; ``written`` counts the frames it holds."""
+    """One output; ``written`` counts the frames it holds, ``created`` says if it exists."""
 
     name = 'output'
 
@@ -85,6 +214,7 @@ class ResultSink(abc.ABC):
         """Remember the output path."""
         self.path = pathlib.Path(path)
         self.written = 0
+        self.created = False
 
     def create(self) -> None:
         """Create the output (in the thread that writes it); raise SinkError if it cannot."""
@@ -101,9 +231,21 @@ class ResultSink(abc.ABC):
         """Return a one-line description for the summary."""
         return f'{self.name} {self.path} ({self.written} frames)'
 
+    def report(self) -> Dict[str, Any]:
+        """Return what the output holds, for the run's summary (text: one line)."""
+        text = (self.describe() if self.created else
+                f'{self.name} {self.path}: not written (no frame reached it)')
+        return {'kind': self.name, 'path': str(self.path), 'created': self.created,
+                'frames': self.written, 'text': text}
+
 
 class VideoSink(ResultSink):
-    """Annotated frames of processed frames into a video file (mp4v in .mp4 by default)."""
+    """
+    Annotated frames of processed frames into a video file (mp4v in .mp4 by default).
+
+    A video has one frame size: the first frame's. Frames of another size (an image folder
+    of mixed sizes) are scaled to fit inside it with their aspect ratio kept, on black.
+    """
 
     name = 'video'
 
@@ -115,6 +257,8 @@ class VideoSink(ResultSink):
         if not self.path.parent.is_dir():
             raise SinkError(f'cannot write video {self.path}: folder {self.path.parent} does '
                             'not exist')
+        if not fps > 0:
+            raise SinkError(f'video frame rate must be > 0, got {fps}')
         self.fps = float(fps)
         self.fourcc = fourcc
         self.size: Optional[Tuple[int, int]] = None
@@ -131,23 +275,33 @@ class VideoSink(ResultSink):
                                            self.fps, self.size)
             if not self._writer.isOpened():
                 self._writer = None
-                raise SinkError(f'cannot write video {self.path}: OpenCV has no {self.fourcc} '
-                                f'encoder for {self.path.suffix or "this file type"}, or the '
-                                'file cannot be created')
-        if (image.shape[1], image.shape[0]) != self.size:
-            # a source that changes resolution mid-stream: a video keeps one size
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(np.ascontiguousarray(image))
+                raise SinkError(f'cannot write video {self.path}: OpenCV could not open it for '
+                                f'{self.fourcc} (checked before the run: was the folder or the '
+                                'disk changed since?)')
+            self.created = True
+        self._writer.write(np.ascontiguousarray(fit_into(image, self.size)))
         self.written += 1
 
     def close(self) -> None:
-        """Finalize the video file (writes the mp4 index)."""
+        """Finalize the video file (writes the mp4 index) and check that it reads back."""
         writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.release()
-            if not self.path.is_file() or self.path.stat().st_size == 0:
-                raise SinkError(f'video {self.path} is empty after writing {self.written} '
-                                'frames (was the disk full?)')
+        if writer is None:
+            return
+        writer.release()
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            raise SinkError(f'video {self.path} is empty after writing {self.written} '
+                            'frames (was the disk full?)')
+        reader = cv2.VideoCapture(str(self.path))
+        readable = reader.isOpened()
+        reader.release()
+        if not readable:
+            raise SinkError(f'video {self.path} cannot be read back after writing '
+                            f'{self.written} frames (was the disk full?)')
+
+    def describe(self) -> str:
+        """Return a one-line description for the summary."""
+        size = f', {self.size[0]}x{self.size[1]}' if self.size else ''
+        return f'video {self.path} ({self.written} frames{size}, {self.fps:g} fps)'
 
 
 class JsonLinesSink(ResultSink):
@@ -163,6 +317,7 @@ class JsonLinesSink(ResultSink):
                             'exist')
         self._file = None
         self._broken = False
+        self.by_status: Dict[str, int] = {}
 
     def create(self) -> None:
         """Create (truncate) the file."""
@@ -170,6 +325,7 @@ class JsonLinesSink(ResultSink):
             self._file = open(self.path, 'w', encoding='utf-8')
         except OSError as error:
             raise SinkError(f'cannot create {self.path}: {describe_os_error(error)}') from error
+        self.created = True
 
     def write(self, record: FrameRecord) -> None:
         """Write and flush the frame's line (so a failure shows at the frame that hit it)."""
@@ -181,6 +337,13 @@ class JsonLinesSink(ResultSink):
             self._broken = True
             raise SinkError(f'cannot write {self.path}: {describe_os_error(error)}') from error
         self.written += 1
+        status = FrameStatus(record.status).value
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+    def describe(self) -> str:
+        """Return a one-line description for the summary: lines, by frame status."""
+        counts = ', '.join(f'{count} {status}' for status, count in self.by_status.items())
+        return f'jsonl {self.path} ({self.written} lines' + (f': {counts})' if counts else ')')
 
     def close(self) -> None:
         """Close the file."""
@@ -195,17 +358,34 @@ class JsonLinesSink(ResultSink):
                     from error
 
 
+def input_fields(meta: FrameMeta) -> Dict[str, Any]:
+    """
+    Return which input a frame is: its index, then its file, bag topic or video frame number.
+
+    ``index`` is the position in the source (failed frames count); a folder's frames add
+    ``file``, a bag's ``topic`` and ``bag_timestamp_ns``, a video's ``video_frame``.
+    """
+    fields: Dict[str, Any] = {'index': meta.index}
+    if meta.file:
+        fields['file'] = meta.file
+    if meta.topic:
+        fields['topic'] = meta.topic
+    if meta.bag_timestamp_ns is not None:
+        fields['bag_timestamp_ns'] = meta.bag_timestamp_ns
+    if meta.video_frame is not None:
+        fields['video_frame'] = meta.video_frame
+    return fields
+
+
 def record_to_json(record: FrameRecord) -> Dict[str, Any]:
     """Return the JSON-able dict of one frame record (boxes x1, y1, x2, y2 in input pixels)."""
     sec, nanosec = record.meta.sec_nanosec
-    item: Dict[str, Any] = {
-        'index': record.meta.index,
+    item: Dict[str, Any] = input_fields(record.meta)
+    item.update({
         'stamp': {'sec': sec, 'nanosec': nanosec},
         'frame_id': record.meta.frame_id,
         'status': FrameStatus(record.status).value,
-    }
-    if record.meta.bag_timestamp_ns is not None:
-        item['bag_timestamp_ns'] = record.meta.bag_timestamp_ns
+    })
     if record.source_size is not None:
         item['width'], item['height'] = record.source_size
     if record.status is FrameStatus.OK:
@@ -218,6 +398,9 @@ def record_to_json(record: FrameRecord) -> Dict[str, Any]:
              'box': [round(float(v), 1) for v in box]}
             for box, s, c, label in zip(detections.boxes.tolist(), detections.scores.tolist(),
                                         detections.class_ids.tolist(), labels)]
+        if detections.tracked:  # with --track: each box's track id (null: no confirmed track)
+            for entry, track_id in zip(item['detections'], detections.track_ids.tolist()):
+                entry['track_id'] = int(track_id) if track_id >= 1 else None
     else:
         item['error'] = record.error
         if record.status is FrameStatus.FAILED:
@@ -225,13 +408,16 @@ def record_to_json(record: FrameRecord) -> Dict[str, Any]:
     return item
 
 
+def _looks_like_bag(path: pathlib.Path) -> bool:
+    return path.is_dir() and ((path / 'metadata.yaml').exists() or any(
+        p.suffix in ('.db3', '.mcap') for p in path.iterdir()))
+
+
 def _remove_existing_bag(path: pathlib.Path) -> None:
     """Remove an earlier output bag at ``path``, refusing anything that is not a bag."""
     if not path.exists():
         return
-    looks_like_bag = path.is_dir() and ((path / 'metadata.yaml').exists() or any(
-        p.suffix in ('.db3', '.mcap') for p in path.iterdir()))
-    if not looks_like_bag:
+    if not _looks_like_bag(path):
         raise SinkError(f'output bag {path} exists and is not a rosbag2 folder; not removing it')
     shutil.rmtree(path)
 
@@ -261,14 +447,11 @@ class BagSink(ResultSink):
         if storage not in BAG_STORAGES:
             raise SinkError(f'bag storage must be one of {", ".join(BAG_STORAGES)}, got '
                             f'{storage!r}')
-        if overwrite:
-            _remove_existing_bag(self.path)
-        elif self.path.exists():
-            raise SinkError(f'output bag {self.path} exists already; remove it or pass '
-                            '--overwrite')
+        check_bag_path(self.path, overwrite)
         if not self.path.parent.is_dir():
             raise SinkError(f'cannot write bag {self.path}: folder {self.path.parent} does not '
                             'exist')
+        self.overwrite = overwrite
         self.storage = storage
         self.class_id_format = class_id_format
         self.typestore = register_vision_msgs(get_typestore(Stores.ROS2_HUMBLE))
@@ -281,7 +464,9 @@ class BagSink(ResultSink):
         self._last_commit = time.monotonic()
 
     def create(self) -> None:
-        """Create the bag and its two topics."""
+        """Create the bag and its two topics (an earlier bag goes only now, with --overwrite)."""
+        if self.overwrite:
+            _remove_existing_bag(self.path)
         try:
             # Format version 8: v9 writes the QoS as a YAML list Humble's rosbag2 cannot parse.
             self._writer = self._writer_class(self.path, version=8, storage_plugin=self._plugin)
@@ -295,6 +480,7 @@ class BagSink(ResultSink):
             self._abort()
             raise SinkError(f'cannot create bag {self.path}: {type(error).__name__}: '
                             f'{error}') from error
+        self.created = True
         self._last_commit = time.monotonic()
 
     def _header(self, meta: FrameMeta) -> Any:

@@ -29,6 +29,7 @@ Reading stops after the last picked position. Model-tool calibration reads this 
 
 import abc
 from dataclasses import dataclass
+import math
 import os
 import pathlib
 import time
@@ -38,6 +39,7 @@ import cv2
 import numpy as np
 
 from rk_yolo_ros.messages.image_conversion import (byte_array, check_compressed_image,
+                                                   compressed_image_to_bgr, compressed_kind,
                                                    ImageConversionError, is_compressed,
                                                    message_to_bgr)
 
@@ -77,7 +79,9 @@ class FrameMeta:
     stamp_ns: int  # header stamp in nanoseconds
     frame_id: str
     bag_timestamp_ns: Optional[int] = None  # recording time of a bag message
-    topic: str = ''
+    topic: str = ''  # the bag topic the frame came from
+    file: str = ''  # the image file (folder sources), by name
+    video_frame: Optional[int] = None  # the frame's number in its video file
 
     @property
     def sec_nanosec(self) -> Tuple[int, int]:
@@ -135,6 +139,14 @@ class FrameSource(abc.ABC):
 def _stamp_at(index: int, fps: float, start_ns: int = 0) -> int:
     """Return the stamp of frame ``index`` of a constant-rate sequence."""
     return start_ns + int(round(index * 1e9 / fps))
+
+
+def check_fps(fps: float) -> float:
+    """Return ``fps`` if it is a usable frame rate (a finite number > 0); raise ValueError."""
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) \
+            or fps <= 0:
+        raise ValueError(f'a frame rate must be a number > 0 (frames per second), got {fps!r}')
+    return float(fps)
 
 
 class VideoSource(FrameSource):
@@ -209,7 +221,7 @@ class VideoSource(FrameSource):
         return self.total
 
     def _meta(self, index: int) -> FrameMeta:
-        return FrameMeta(index, _stamp_at(index, self.fps), self.frame_id)
+        return FrameMeta(index, _stamp_at(index, self.fps), self.frame_id, video_frame=index)
 
     def _failed(self, index: int, reason: str) -> SourceFrame:
         return SourceFrame(self._meta(index), None, reason)
@@ -271,7 +283,7 @@ class ImageFolderSource(FrameSource):
         super().__init__(description)
         self.paths = paths
         self.total = len(paths)
-        self.fps = fps
+        self.fps = check_fps(fps)
         self.frame_id = frame_id
 
     @classmethod
@@ -297,19 +309,18 @@ class ImageFolderSource(FrameSource):
                           f'({", ".join(IMAGE_SUFFIXES)})')
 
     def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
-        """Yield each image; a file OpenCV cannot decode is a failed item naming the file."""
+        """Yield each image; a file that cannot be read whole is a failed item naming it."""
         picked = _Selection(select)
         for index, path in enumerate(self.paths):
             if picked.done(index):
                 return
             if index not in picked:
                 continue  # not opened
-            meta = FrameMeta(index, _stamp_at(index, self.fps), self.frame_id)
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                yield SourceFrame(meta, None, f'cannot decode image file {path}')
-            else:
-                yield SourceFrame(meta, image)
+            meta = FrameMeta(index, _stamp_at(index, self.fps), self.frame_id, file=path.name)
+            try:
+                yield SourceFrame(meta, read_image_file(path))
+            except SourceError as error:
+                yield SourceFrame(meta, None, str(error))
 
 
 class BagSource(FrameSource):
@@ -426,6 +437,42 @@ class BagSource(FrameSource):
             reader.close()
 
 
+class _EncodedImage:
+    """An image file's bytes, shaped like a CompressedImage for the message checks."""
+
+    def __init__(self, data: np.ndarray, format_text: str):
+        self.data = data
+        self.format = format_text
+
+
+def read_image_file(path: pathlib.Path) -> np.ndarray:
+    """
+    Read and decode an image file to BGR; raise SourceError if it is unreadable or broken.
+
+    JPEG and PNG files (told by their signature, not their name) get the CompressedImage rules
+    of ``image_conversion``, so a truncated file fails (with its end marker missing) instead of
+    decoding to a grey-filled frame as libjpeg does. Other formats go to OpenCV's decoders.
+    """
+    try:
+        data = np.frombuffer(path.read_bytes(), np.uint8)
+    except OSError as error:
+        raise SourceError(f'cannot read image file {path}: {error.strerror or error}') \
+            from error
+    try:
+        kind = compressed_kind('', data)
+    except ImageConversionError:
+        kind = None  # not JPEG or PNG
+    try:
+        if kind is not None:
+            return compressed_image_to_bgr(_EncodedImage(data, kind))
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except (ImageConversionError, cv2.error) as error:
+        raise SourceError(f'cannot decode image file {path}: {error}') from error
+    if image is None:
+        raise SourceError(f'cannot decode image file {path} ({data.size} bytes)')
+    return image
+
+
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     """Return a 3-channel BGR frame (OpenCV may deliver gray or BGRA)."""
     if image.ndim == 2:
@@ -449,6 +496,8 @@ def open_source(spec: str, topic: Optional[str] = None, fps: Optional[float] = N
     .db3 or .mcap files, or a .db3/.mcap/.bag file, is a bag; another folder is a folder of
     images; an image file is a one-image folder; any other file is a video.
     """
+    if fps is not None:
+        fps = check_fps(fps)
     path = pathlib.Path(spec).expanduser()
     if not path.exists():
         if spec.isdigit():
@@ -460,14 +509,16 @@ def open_source(spec: str, topic: Optional[str] = None, fps: Optional[float] = N
     if path.is_dir():
         if _is_bag_folder(path):
             return BagSource(path, topic)
-        return ImageFolderSource.from_path(path, fps or DEFAULT_FPS, frame_id)
+        return ImageFolderSource.from_path(path, DEFAULT_FPS if fps is None else fps,
+                                           frame_id)
     if not os.access(path, os.R_OK):
         raise SourceError(f'source {spec} is not readable (permission denied)')
     if path.suffix in BAG_SUFFIXES:
         return BagSource(path, topic)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFolderSource.from_path(path, fps or DEFAULT_FPS, frame_id)
+        return ImageFolderSource.from_path(path, DEFAULT_FPS if fps is None else fps,
+                                           frame_id)
     source = VideoSource(str(path), frame_id)
-    if fps:
+    if fps is not None:
         source.fps = fps
     return source

@@ -63,7 +63,8 @@ from rk_yolo_ros.ros.parameters import declare_settings, setting_values
 from rk_yolo_ros.ros.pipeline_log import PipelineLog
 from rk_yolo_ros.ros.qos import input_qos, output_qos
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
-from rk_yolo_ros.yolo.drawing import draw_overlay
+from rk_yolo_ros.yolo.drawing import draw_overlay, draw_track_ids
+from rk_yolo_ros.yolo.tracking import StreamTracker
 from sensor_msgs.msg import CompressedImage, Image
 import vision_msgs.msg
 
@@ -91,6 +92,7 @@ class YoloNode(LifecycleNode):
         self._bridge = CvBridge()
         self._types = message_types_from_modules(vision_msgs.msg, geometry_msgs.msg)
         self._pipeline = None
+        self._tracker = None
         self._subscription = None
         self._active = False
         self._hardware_id = 'not configured'
@@ -109,6 +111,7 @@ class YoloNode(LifecycleNode):
             factory = YoloDetectorFactory.from_settings(values)  # fails here, before workers
             self._detection_settings = DetectionSettings.from_settings(
                 values, draw=values['publish_annotated'])
+            self._tracker = StreamTracker(values['tracking'])  # without scipy: says so here
             warning = settings.worker_count_warning(values['workers'], factory.backend,
                                                     os.cpu_count() or 1)
             if warning:
@@ -241,6 +244,7 @@ class YoloNode(LifecycleNode):
         by the pipeline and logged, never published as empty detections.
         """
         try:
+            detections = self._tracker.observe(frame.status, frame.result)  # in frame order
             if frame.status is FrameStatus.FAILED:
                 self._problem('failed', f'in worker {frame.worker}: {frame.error}')
             if frame.status is not FrameStatus.OK:
@@ -249,13 +253,14 @@ class YoloNode(LifecycleNode):
                 self._pipeline.count_undelivered('ROS was shut down before it was published')
                 return
             self._detections_pub.publish(build_detection_array(
-                self._types, frame.meta, frame.result, self._values['class_id_format']))
+                self._types, frame.meta, detections, self._values['class_id_format']))
             # Converting a 720p frame costs time on the release path: only for a listener.
             if self._detection_settings.draw and \
                     self._annotated_pub.get_subscription_count() > 0:
+                draw_track_ids(frame.image, detections, frame.source_size)
                 draw_overlay(frame.image, [
                     f'{self._pipeline.frame_rate():.1f} fps  frame {frame.frame_id}  '
-                    f'{len(frame.result)} detections',
+                    f'{len(detections)} detections',
                     f'worker {frame.worker} of {self._pipeline.config.workers}  '
                     f'{frame.latency_s * 1000.0:.0f} ms'])
                 self._annotated_pub.publish(
@@ -292,7 +297,9 @@ class YoloNode(LifecycleNode):
         """Apply threshold / class filter / annotation changes; refuse bad ones with why."""
         try:
             values = setting_values(self, parameters)
-        except ValueError as error:
+            if self._tracker is not None:
+                self._tracker.enabled = values['tracking']  # on: new tracks from now
+        except (ValueError, ImportError) as error:
             return SetParametersResult(successful=False, reason=str(error))
         detection = DetectionSettings.from_settings(values, draw=values['publish_annotated'])
         self._detection_settings = detection  # travels with every frame accepted from now on

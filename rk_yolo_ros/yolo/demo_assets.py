@@ -42,6 +42,10 @@ IMAGES_PACKAGE = 'ultralytics'
 IMAGE_NAMES = ('bus.jpg', 'zidane.jpg')
 VIDEO_PACKAGE = 'opencv-doc'
 VIDEO_NAME = 'vtest.avi'
+APT_HINT = (f'`apt-get download {VIDEO_PACKAGE}` only downloads the package (nothing is '
+            'installed). If apt says another process holds its lock (apt, dpkg or unattended '
+            'upgrades running), wait until that ends and try again; if it cannot locate the '
+            'package, refresh the package lists with `sudo apt-get update`')
 
 
 def cache_dir() -> pathlib.Path:
@@ -134,7 +138,11 @@ def fetch_video() -> pathlib.Path:
     if shutil.which('apt-get') is None or shutil.which('dpkg-deb') is None:
         raise RuntimeError('apt-get and dpkg-deb are needed to fetch opencv-doc (Debian/Ubuntu)')
     with tempfile.TemporaryDirectory() as folder:
-        _run(['apt-get', 'download', VIDEO_PACKAGE], cwd=folder)
+        try:
+            _run(['apt-get', 'download', VIDEO_PACKAGE], cwd=folder)
+        except RuntimeError as error:
+            raise RuntimeError(f'{error}. {APT_HINT} (or copy any video to '
+                               f'{cache_dir() / "video" / VIDEO_NAME})') from error
         debs = sorted(glob.glob(os.path.join(folder, '*.deb')))
         if not debs:
             raise RuntimeError(f'apt-get download {VIDEO_PACKAGE} produced no .deb')

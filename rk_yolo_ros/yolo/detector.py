@@ -37,6 +37,7 @@ from rk_yolo_ros.yolo.decode import DecodeError, YoloDecoder
 from rk_yolo_ros.yolo.drawing import draw_detections
 from rk_yolo_ros.yolo.labels import label_for, load_labels
 from rk_yolo_ros.yolo.letterbox import Letterbox
+from rk_yolo_ros.yolo.model_check import read_onnx_model
 
 
 class YoloDetector(StagedFrameProcessor):
@@ -160,8 +161,8 @@ class YoloDetectorFactory:
         Build the recipe from setting values and check it here, before any worker starts.
 
         An empty ``model`` means the cached demo model. ``backend`` becomes the concrete one
-        ('auto' resolved). Raises ValueError, FileNotFoundError, BackendError or LabelsError
-        naming what is wrong.
+        ('auto' resolved). Raises ValueError (ModelCheckError, LabelsError among them),
+        FileNotFoundError or BackendError naming what is wrong.
         """
         backend = settings.check('backend', values['backend'])
         demo = demo_assets.model_path()
@@ -183,8 +184,17 @@ class YoloDetectorFactory:
         return f'{self.backend} on {model}'
 
     def check(self) -> str:
-        """Validate backend, model and labels in the main process; return the backend used."""
+        """
+        Validate backend, model and labels in the main process; return the backend used.
+
+        An ONNX model's input and output shapes get the same check as the model tools'
+        (``model_check.read_onnx_model``), so a model the workers could not decode is refused
+        here, in one line (ModelCheckError, a ValueError), before any worker starts. RKNN
+        models are checked by the first worker that loads one (only RKNNLite reads them).
+        """
         concrete = check_backend(self.backend, self.model_path)
+        if concrete == 'onnx':
+            read_onnx_model(self.model_path, layout=self.decode_layout)
         self.class_names()
         return concrete
 

@@ -63,6 +63,35 @@ def draw_detections(frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
                     (255, 255, 255), thickness, cv2.LINE_8)
 
 
+def draw_track_ids(image: np.ndarray, detections, source_size: Tuple[int, int]) -> None:
+    """
+    Write each tracked detection's id ('#12') inside its box's bottom-left corner, in place.
+
+    The workers draw boxes and labels before the tracker (which runs in frame order in the main
+    process) has given ids, so the ids are added here. Boxes are in source pixels.
+    """
+    if not detections.tracked or len(detections) == 0:
+        return
+    height, width = image.shape[:2]
+    scale_x, scale_y = width / source_size[0], height / source_size[1]
+    thickness = max(1, int(round(min(height, width) / 360)))
+    font_scale = 0.4 * thickness  # as the workers' labels
+    for (x1, _, _, y2), track_id, class_id in zip(
+            detections.boxes.tolist(), detections.track_ids.tolist(),
+            detections.class_ids.tolist()):
+        if track_id < 1:
+            continue
+        text = f'#{track_id}'
+        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                                     font_scale, thickness)
+        left = max(0, min(int(x1 * scale_x), width - text_w - 2))
+        bottom = max(text_h + baseline, min(int(y2 * scale_y), height))
+        cv2.rectangle(image, (left, bottom - text_h - baseline), (left + text_w + 2, bottom),
+                      _PALETTE[class_id % len(_PALETTE)], cv2.FILLED)
+        cv2.putText(image, text, (left + 1, bottom - baseline), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+
+
 def draw_overlay(image, lines):
     """Draw status lines (frame id, workers, fps) on a dark panel in the top-left corner."""
     scale = image.shape[0] / 720.0

@@ -89,16 +89,19 @@ def read_labels_file(path: PathLike) -> List[str]:
 
 def onnx_metadata_names(model_path: PathLike) -> Optional[List[str]]:
     """Return the class names Ultralytics stored in an ONNX model's metadata, or None."""
-    metadata = _onnx_metadata(pathlib.Path(model_path))
+    return metadata_names(_onnx_metadata(pathlib.Path(model_path)), f'{model_path} metadata')
+
+
+def metadata_names(metadata: Dict[str, str], source: str) -> Optional[List[str]]:
+    """Return the class names of an ONNX metadata mapping (its ``names`` entry), or None."""
     text = metadata.get('names')
     if not text:
         return None
     try:
         names = ast.literal_eval(text)
     except (ValueError, SyntaxError) as error:
-        raise LabelsError(f'{model_path}: metadata "names" is not a literal: {text[:80]}') \
-            from error
-    return names_from_mapping(names, f'{model_path} metadata')
+        raise LabelsError(f'{source}: "names" is not a literal: {text[:80]}') from error
+    return names_from_mapping(names, source)
 
 
 def _onnx_metadata(path: pathlib.Path) -> Dict[str, str]:

@@ -57,13 +57,14 @@ most ``d`` detections a frame. Removed tracks leave nothing behind but the id co
 """
 
 from dataclasses import dataclass, replace
+import threading
 from typing import Optional
 
 import numpy as np
 
-from ..core.frame_processing import Detections, NO_TRACK_ID
+from rk_yolo_ros.core.frame_processing import Detections, FrameStatus, NO_TRACK_ID
 
-__all__ = ['MultiObjectTracker', 'TrackerSettings']
+__all__ = ['MultiObjectTracker', 'StreamTracker', 'TrackerSettings']
 
 # rows of a track's Kalman state (5, 4): per coordinate (centre x, centre y, width, height) its
 # value, its change per frame, and the covariance blocks position-position, -velocity and
@@ -335,6 +336,55 @@ class MultiObjectTracker:
         if not mask.all():
             for name in self._ARRAYS:
                 setattr(self, name, getattr(self, name)[mask])
+
+
+class StreamTracker:
+    """
+    Track one ordered stream of released frames, switched on and off from any thread.
+
+    ``observe`` runs where the frames are released in order (the pipeline's ``on_frame``): an
+    OK frame's detections come back with track ids, a FAILED frame advances the tracks without
+    an observation, a CANCELLED one is not seen. ``enabled`` may change at any time (a
+    parameter): switching it on starts new tracks from the next frame.
+    """
+
+    def __init__(self, enabled: bool = False, settings: Optional[TrackerSettings] = None):
+        """Start switched on or off; the tracker (and scipy) is only needed once on."""
+        self._settings = settings
+        self._tracker: Optional[MultiObjectTracker] = None
+        self._enabled = False
+        self._restart = False
+        self._lock = threading.Lock()
+        self.enabled = enabled
+
+    @property
+    def enabled(self) -> bool:
+        """Return whether frames are tracked."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        """Switch tracking on (new tracks from the next frame) or off; ImportError w/o scipy."""
+        with self._lock:
+            if value and self._tracker is None:
+                self._tracker = MultiObjectTracker(self._settings)  # raises without scipy
+            if value and not self._enabled:
+                self._restart = True
+            self._enabled = bool(value)
+
+    def observe(self, status: FrameStatus, detections: Optional[Detections]
+                ) -> Optional[Detections]:
+        """Return the frame's detections, with track ids when tracking is on."""
+        with self._lock:
+            if not self._enabled or status is FrameStatus.CANCELLED:
+                return detections
+            if self._restart:
+                self._tracker.reset()
+                self._restart = False
+        if status is not FrameStatus.OK:
+            self._tracker.update(None)
+            return detections
+        return self._tracker.update(detections)
 
 
 def _noise_scale(boxes: np.ndarray) -> np.ndarray:
