@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """
-Compressed bag frames reach the pipeline still compressed; its workers decode them.
+Compressed frames (bag CompressedImages, JPEG and PNG files) reach the pipeline compressed.
 
 The reading process only checks them (format, signature, end marker): a truncated JPEG fails
 there, as before; well-framed bytes that do not decode fail in the worker, at the decode stage,
@@ -27,7 +27,7 @@ from offline_helpers import (_typestore, BAG_DELAY_NS, FAST_RUN, frame_pixels, r
                              stamp_of)
 
 from rk_yolo_ros import cli
-from rk_yolo_ros.offline.sources import BagSource
+from rk_yolo_ros.offline.sources import BagSource, ImageFolderSource
 
 pytestmark = requires('rosbags', extra='bag')
 
@@ -108,3 +108,36 @@ def test_run_decodes_in_the_workers_and_fails_bad_frames_in_their_place(tmp_path
     for record in records:
         if record['status'] == 'ok':  # the size the worker decoded, reported back
             assert (record['width'], record['height']) == (160, 120)
+
+
+def test_image_folder_hands_checked_jpeg_and_png_files_to_the_workers(tmp_path, capsys):
+    """
+    JPEG and PNG files stay compressed for the workers; other formats are decoded here.
+
+    A truncated JPEG fails in the reading process (its end marker is missing), a well-framed
+    but undecodable one in its worker; both in their place, named by the file.
+    """
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    good = cv2.imencode('.jpg', frame_pixels(1))[1].tobytes()
+    (folder / 'a_good.jpg').write_bytes(good)
+    (folder / 'b_truncated.jpg').write_bytes(good[:len(good) // 2])
+    (folder / 'c_undecodable.jpg').write_bytes(b'\xff\xd8\xff\xe0' + bytes(600) + b'\xff\xd9')
+    cv2.imwrite(str(folder / 'd_good.png'), frame_pixels(2))
+    cv2.imwrite(str(folder / 'e_good.bmp'), frame_pixels(3))
+    items = list(ImageFolderSource.from_folder(folder).encoded_frames())
+    assert [(item.encoded is not None, item.image is not None, bool(item.error))
+            for item in items] == [(True, False, False), (False, False, True),
+                                   (True, False, False), (True, False, False),
+                                   (False, True, False)]
+    assert bytes(items[0].encoded) == good
+    jsonl = tmp_path / 'd.jsonl'
+    assert cli.main(['run', str(folder), '--jsonl', str(jsonl)] + FAST_RUN) == 3
+    records = read_jsonl(jsonl)
+    assert [(r['file'], r['status']) for r in records] == [
+        ('a_good.jpg', 'ok'), ('b_truncated.jpg', 'failed'), ('c_undecodable.jpg', 'failed'),
+        ('d_good.png', 'ok'), ('e_good.bmp', 'ok')]
+    assert 'truncated jpeg data' in records[1]['error'] and records[1]['stage'] == 'decode'
+    assert 'compressed frame of 606 bytes could not be decoded' in records[2]['error']
+    assert records[2]['stage'] == 'decode'
+    assert all((r['width'], r['height']) == (160, 120) for r in records if r['status'] == 'ok')

@@ -310,6 +310,15 @@ class ImageFolderSource(FrameSource):
 
     def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
         """Yield each image; a file that cannot be read whole is a failed item naming it."""
+        return self._images(select, encoded=False)
+
+    def encoded_frames(self) -> Iterator[SourceFrame]:
+        """Yield each image; a JPEG or PNG file that passes the checks stays compressed."""
+        return self._images(None, encoded=True)
+
+    def _images(self, select: Optional[AbstractSet[int]],
+                encoded: bool) -> Iterator[SourceFrame]:
+        """Yield the picked files decoded, or (``encoded``) JPEG and PNG files as bytes."""
         picked = _Selection(select)
         for index, path in enumerate(self.paths):
             if picked.done(index):
@@ -318,9 +327,13 @@ class ImageFolderSource(FrameSource):
                 continue  # not opened
             meta = FrameMeta(index, _stamp_at(index, self.fps), self.frame_id, file=path.name)
             try:
-                yield SourceFrame(meta, read_image_file(path))
+                pixels = read_image_file(path, keep_compressed=encoded)
             except SourceError as error:
-                yield SourceFrame(meta, None, str(error))
+                item = SourceFrame(meta, None, str(error))
+            else:  # 1-D: the file's checked bytes
+                item = SourceFrame(meta, encoded=pixels) if pixels.ndim == 1 \
+                    else SourceFrame(meta, pixels)
+            yield item
 
 
 class BagSource(FrameSource):
@@ -445,13 +458,15 @@ class _EncodedImage:
         self.format = format_text
 
 
-def read_image_file(path: pathlib.Path) -> np.ndarray:
+def read_image_file(path: pathlib.Path, keep_compressed: bool = False) -> np.ndarray:
     """
     Read and decode an image file to BGR; raise SourceError if it is unreadable or broken.
 
     JPEG and PNG files (told by their signature, not their name) get the CompressedImage rules
     of ``image_conversion``, so a truncated file fails (with its end marker missing) instead of
     decoding to a grey-filled frame as libjpeg does. Other formats go to OpenCV's decoders.
+    With ``keep_compressed`` a JPEG or PNG file that passes those checks is returned as its
+    bytes (1-D uint8), for a pipeline worker to decode.
     """
     try:
         data = np.frombuffer(path.read_bytes(), np.uint8)
@@ -463,6 +478,9 @@ def read_image_file(path: pathlib.Path) -> np.ndarray:
     except ImageConversionError:
         kind = None  # not JPEG or PNG
     try:
+        if kind is not None and keep_compressed:
+            check_compressed_image(_EncodedImage(data, kind))
+            return data
         if kind is not None:
             return compressed_image_to_bgr(_EncodedImage(data, kind))
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
