@@ -26,7 +26,10 @@ per frame of the receiving process (the node's main process; its workers apart).
 Needs a sourced ROS 2 and the package built in a colcon overlay (scripts/run_tests.sh does it).
 
     python benchmarks/node_throughput.py [--frames 300] [--width 1280] [--height 720]
-        [--transports raw compressed]
+        [--transports raw compressed] [--baseline-checkout ../main]
+
+``--baseline-checkout`` also runs the node of another checkout (e.g. before a change) on the
+same messages, in the same run.
 """
 
 import argparse
@@ -112,13 +115,13 @@ def cpu_seconds(process):
     return times.user + times.system
 
 
-def measure(command, answer_type, frames, message):
+def measure(command, answer_type, frames, message, env=None):
     """Start a receiver process, publish frames to it, return its answers per second."""
     import rclpy
     from rclpy.node import Node
 
     receiver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     node = Node('node_throughput_bench')
     answers = []
     topic = 'image/compressed' if hasattr(message, 'format') else 'image'
@@ -156,6 +159,23 @@ def measure(command, answer_type, frames, message):
             'receiving_process_cpu_ms_per_frame': round(cpu * 1000.0 / frames, 3)}
 
 
+def _checkout_env(folder):
+    """Return this environment with ``folder``'s rk_yolo_ros first on the Python path."""
+    path = os.path.abspath(folder)
+    if not os.path.isfile(os.path.join(path, 'rk_yolo_ros', '__init__.py')):
+        raise SystemExit(f'--baseline-checkout {folder}: no rk_yolo_ros package there')
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [path] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+
+
+def _describe_checkout(folder):
+    """Name a checkout by its folder and commit."""
+    done = subprocess.run(['git', '-C', folder, 'log', '-1', '--format=%h %s'],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          universal_newlines=True)
+    return f'{os.path.abspath(folder)} ({done.stdout.strip() or "not a git checkout"})'
+
+
 def main(argv=None):
     """Run the relay baseline and the node for each transport; print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
@@ -165,6 +185,9 @@ def main(argv=None):
     parser.add_argument('--workers', type=int, default=3)
     parser.add_argument('--latency-ms', type=float, default=16.7)
     parser.add_argument('--transports', nargs='+', choices=TRANSPORTS, default=list(TRANSPORTS))
+    parser.add_argument('--baseline-checkout', metavar='DIR',
+                        help='also run the node from this checkout of rk_yolo_ros (its package '
+                             'first on PYTHONPATH), e.g. the main branch, in the same run')
     args = parser.parse_args(argv)
     import rclpy
     from std_msgs.msg import Header
@@ -180,12 +203,11 @@ def main(argv=None):
             message, described = make_message(transport, args.width, args.height)
             relay = measure([sys.executable, os.path.abspath(__file__), RELAY, transport],
                             Header, args.frames, message)
-            node = measure(['ros2', 'run', 'rk_yolo_ros', 'yolo_node', '--ros-args',
-                            '-p', 'backend:=emulated', '-p', f'workers:={args.workers}',
-                            '-p', f'emulated_latency_ms:={args.latency_ms}',
-                            '-p', 'qos_history:=keep_all',
-                            '-p', f'input_transport:={transport}'],
-                           Detection2DArray, args.frames, message)
+            yolo_node = ['ros2', 'run', 'rk_yolo_ros', 'yolo_node', '--ros-args',
+                         '-p', 'backend:=emulated', '-p', f'workers:={args.workers}',
+                         '-p', f'emulated_latency_ms:={args.latency_ms}',
+                         '-p', 'qos_history:=keep_all', '-p', f'input_transport:={transport}']
+            node = measure(yolo_node, Detection2DArray, args.frames, message)
             cases[transport] = {
                 'image': described,
                 'bare_relay': relay,
@@ -193,6 +215,12 @@ def main(argv=None):
                 'node_vs_relay': round(node['fps'] / relay['fps'], 3) if relay['fps'] else None,
                 'node_vs_pipeline_ideal': round(node['fps'] / ideal, 3),
             }
+            if args.baseline_checkout:
+                baseline = measure(yolo_node, Detection2DArray, args.frames, message,
+                                   env=_checkout_env(args.baseline_checkout))
+                baseline['checkout'] = _describe_checkout(args.baseline_checkout)
+                baseline['node_vs_pipeline_ideal'] = round(baseline['fps'] / ideal, 3)
+                cases[transport]['yolo_node_of_baseline_checkout'] = baseline
     finally:
         rclpy.try_shutdown()
     print(json.dumps({
