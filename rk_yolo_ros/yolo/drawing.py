@@ -70,8 +70,8 @@ def draw_track_ids(image: np.ndarray, detections, source_size: Tuple[int, int]) 
     The workers draw boxes and labels before the tracker (which runs in frame order in the main
     process) has given ids, so the ids are added here. Boxes are in source pixels.
     """
-    if not detections.tracked or len(detections) == 0:
-        return
+    if not getattr(detections, 'tracked', False) or len(detections) == 0:
+        return  # untracked, or a processor's own result type (not Detections)
     height, width = image.shape[:2]
     scale_x, scale_y = width / source_size[0], height / source_size[1]
     thickness = max(1, int(round(min(height, width) / 360)))

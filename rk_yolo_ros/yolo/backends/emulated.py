@@ -46,12 +46,20 @@ def _synthetic_ultralytics(width, height, num_classes, rng) -> List[np.ndarray]:
 
 
 def _synthetic_rknn_split(width, height, num_classes, rng) -> List[np.ndarray]:
-    """Return model-zoo split heads per stride: box (64 ch), class scores (nc), score sum (1)."""
+    """
+    Return model-zoo split heads per stride: box (64 ch), class scores (nc), score sum (1).
+
+    Background class scores are as low as a trained model's (a sigmoid of a strongly negative
+    logit, well under 1/nc), so their clipped sum stays under the confidence threshold and the
+    score-sum prefilter works as it does on real outputs.
+    """
     outputs = []
+    background = 0.1 / max(1, num_classes)  # summed over the classes: at most 0.1
     for stride in STRIDES:
         grid_h, grid_w = height // stride, width // stride
         box = rng.normal(0.0, 1.0, (1, 64, grid_h, grid_w)).astype(np.float32)
-        scores = rng.uniform(0.0, 0.05, (1, num_classes, grid_h, grid_w)).astype(np.float32)
+        scores = rng.uniform(0.0, background,
+                             (1, num_classes, grid_h, grid_w)).astype(np.float32)
         hits = rng.choice(grid_h * grid_w, size=min(4, grid_h * grid_w), replace=False)
         scores.reshape(num_classes, -1)[rng.integers(0, num_classes, hits.size), hits] = 0.8
         outputs += [box, scores, np.clip(scores.sum(axis=1, keepdims=True), 0, 1)]
