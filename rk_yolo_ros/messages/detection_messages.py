@@ -89,9 +89,10 @@ def build_detection_array(types: Mapping[str, Any], header: Any, detections: Det
                          f'scores, {len(class_ids)} class ids, {len(labels)} labels')
     ids = [track_id_text(t) for t in detections.track_ids.tolist()] if detections.tracked \
         else [''] * len(class_ids)
+    pose = _unused_pose(types)  # one for all: the same value, serialized per detection
     items = [
         _detection(types, header, box, score, class_id_text(class_id, label, class_id_format),
-                   track_id)
+                   track_id, pose)
         for box, score, class_id, label, track_id in zip(boxes.tolist(), scores.tolist(),
                                                          class_ids.tolist(), labels, ids)]
     return types['vision_msgs/msg/Detection2DArray'](header=header, detections=items)
@@ -102,7 +103,7 @@ def track_id_text(track_id: int) -> str:
     return str(int(track_id)) if track_id >= 1 else ''
 
 
-def _detection(types, header, box, score, class_id, track_id=''):
+def _detection(types, header, box, score, class_id, track_id, pose):
     """Build one Detection2D (box x1, y1, x2, y2 in pixels) with a single hypothesis."""
     x1, y1, x2, y2 = box
     center = types['vision_msgs/msg/Pose2D'](
@@ -112,7 +113,7 @@ def _detection(types, header, box, score, class_id, track_id=''):
     hypothesis = types['vision_msgs/msg/ObjectHypothesisWithPose'](
         hypothesis=types['vision_msgs/msg/ObjectHypothesis'](class_id=class_id,
                                                              score=float(score)),
-        pose=_unused_pose(types))
+        pose=pose)
     return types['vision_msgs/msg/Detection2D'](header=header, results=[hypothesis], bbox=bbox,
                                                 id=track_id)
 
