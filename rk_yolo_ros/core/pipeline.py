@@ -115,7 +115,9 @@ class CompletedFrame:
     frame_id: int
     status: FrameStatus
     result: Any
-    image: Optional[np.ndarray]  # the (annotated) output-size frame, a view of its slot
+    # the (annotated) output-size frame, a view of its slot; undefined for a staged processor's
+    # frame submitted with DetectionSettings(draw=False): no one asked for an image
+    image: Optional[np.ndarray]
     # (width, height) of the input; None: never read (or compressed and not decoded)
     source_size: Optional[Tuple[int, int]]
     meta: Any = None
@@ -124,6 +126,7 @@ class CompletedFrame:
     worker: Optional[int] = None
     latency_s: float = 0.0  # from intake (a slot taken) to this release
     process_s: float = 0.0  # in the worker
+    settings: Any = None  # what was submitted with it (e.g. DetectionSettings)
 
 
 @dataclass
@@ -136,6 +139,7 @@ class _Accepted:
     meta: Any
     accepted_at: float
     error: str = ''  # why it could not be read (slot None)
+    settings: Any = None  # what travelled with it to the worker
 
 
 @dataclass
@@ -335,7 +339,8 @@ class FramePipeline:
                 self._free_slots.append(slot)
                 raise PipelineError('the pipeline closed before the frame was accepted')
             # The id is assigned only once the frame is in its slot, so ids have no gaps.
-            frame_id = self._accept(_Accepted(slot, shape, source_size, meta, taken_at))
+            frame_id = self._accept(_Accepted(slot, shape, source_size, meta, taken_at,
+                                              settings=settings))
             height, width = shape or (0, 0)
             task = FrameTask(frame_id, source_size or (0, 0), settings)
             self._pool.submit(FrameJob(frame_id, slot, height, width, task, staged, encoded))
@@ -463,7 +468,8 @@ class FramePipeline:
         if info.slot is not None and shape is not None:
             image = self._slots.view(info.slot, *shape)
         frame = CompletedFrame(frame_id, status, result, image, source_size, info.meta,
-                               error, stage, worker, now - info.accepted_at, seconds)
+                               error, stage, worker, now - info.accepted_at, seconds,
+                               info.settings)
         if stage is FailureStage.PROCESS:
             self._log.error('frame %d failed: %s', frame_id, error.strip().splitlines()[0])
         try:

@@ -43,7 +43,8 @@ import numpy as np
 
 from rk_yolo_ros.core.cpu_affinity import pin_current_process
 from rk_yolo_ros.core.frame_decoding import decode_frame, FrameDecodeError
-from rk_yolo_ros.core.frame_processing import FailureStage, FrameTask, StagedFrameProcessor
+from rk_yolo_ros.core.frame_processing import (DetectionSettings, FailureStage, FrameTask,
+                                               StagedFrameProcessor)
 from rk_yolo_ros.core.frame_slots import FrameSlots, output_size, SlotLayout
 from rk_yolo_ros.core.worker_messages import (FrameDone, FrameError, FrameJob, STOP,
                                               WorkerInitFailed, WorkerReady)
@@ -103,6 +104,11 @@ class _Input(NamedTuple):
     source: Optional[np.ndarray]  # the input at its own size; None: ``frame`` already holds it
     task: FrameTask  # with the source size of a frame decoded here
     decoded: bool  # it came compressed and was decoded here
+
+
+def wants_image(task: FrameTask) -> bool:
+    """Return False when no one will look at the output-size frame (DetectionSettings.draw)."""
+    return not isinstance(task.settings, DetectionSettings) or task.settings.draw
 
 
 def fill(item: _Input) -> None:
@@ -217,7 +223,8 @@ class _Worker:
                         continue
                     to_infer.put((job, item, started, prepared, filled, None))
                     try:
-                        fill(item)
+                        if wants_image(item.task):  # else the resize is wasted work
+                            fill(item)
                     finally:
                         filled.set()
                     del item, prepared

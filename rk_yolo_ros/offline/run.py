@@ -247,7 +247,7 @@ class OfflineRun:
         detections = self.tracker.observe(frame.status, frame.result)  # frame order
         # the image is a view of a shared-memory slot, reused once this callback returns
         image = None
-        if frame.status is FrameStatus.OK:
+        if frame.status is FrameStatus.OK and self.settings.draw:  # else no output shows it
             image = frame.image.copy()
             draw_track_ids(image, detections, frame.source_size)
             # the input's own frame number on every frame makes the no-skip guarantee

@@ -35,6 +35,7 @@ sit in the default group and keep working under backpressure with the two-thread
 ``main``.
 """
 
+import dataclasses
 import os
 import signal
 import time
@@ -206,11 +207,11 @@ class YoloNode(LifecycleNode):
                 # the bytes, so this callback, the one serial stage, does not.
                 check_compressed_image(msg)
                 self._pipeline.submit_encoded(msg.data, meta=msg.header,
-                                              settings=self._detection_settings, timeout=None)
+                                              settings=self._frame_settings(), timeout=None)
             else:
                 image = raw_image_to_bgr(
                     msg, lambda m: self._bridge.imgmsg_to_cv2(m, 'passthrough'))
-                self._pipeline.submit(image, meta=msg.header, settings=self._detection_settings,
+                self._pipeline.submit(image, meta=msg.header, settings=self._frame_settings(),
                                       timeout=None)
         except (ImageConversionError, CvBridgeError, cv2.error) as error:
             self._problem('rejected', f'bad image: {error}')
@@ -219,6 +220,13 @@ class YoloNode(LifecycleNode):
             if self._active:
                 self._problem('rejected', f'not accepted by the pipeline: {error}')
                 self._pipeline.reject(f'not accepted by the pipeline: {error}')
+
+    def _frame_settings(self) -> DetectionSettings:
+        """Return the settings for the next frame: the workers draw only for a listener."""
+        settings = self._detection_settings
+        if settings.draw and self._annotated_pub.get_subscription_count() == 0:
+            return dataclasses.replace(settings, draw=False)
+        return settings
 
     def message_lost_callback(self, info) -> None:
         """Count frames the middleware reports lost on the way to us."""
@@ -255,8 +263,7 @@ class YoloNode(LifecycleNode):
             self._detections_pub.publish(build_detection_array(
                 self._types, frame.meta, detections, self._values['class_id_format']))
             # Converting a 720p frame costs time on the release path: only for a listener.
-            if self._detection_settings.draw and \
-                    self._annotated_pub.get_subscription_count() > 0:
+            if frame.settings.draw:  # someone listened when it was accepted
                 draw_track_ids(frame.image, detections, frame.source_size)
                 draw_overlay(frame.image, [
                     f'{self._pipeline.frame_rate():.1f} fps  frame {frame.frame_id}  '
