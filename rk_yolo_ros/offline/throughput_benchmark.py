@@ -19,13 +19,15 @@ Run it as ``rk-yolo bench`` or ``python benchmarks/pipeline_throughput.py`` (sam
 
 For workers = 1, 2, 3: feeds 1920x1080 frames as fast as the pipeline accepts them and reports
 frames/s, the ratio to the ideal workers / latency, main-process CPU ms per frame, p50/p99 latency
-from intake to in-order release, peak RSS (main + workers) and frames lost (must be 0), as
-JSON.
+from intake to in-order release (over the last 2000 frames), peak RSS (main + workers) and frames
+lost (must be 0), as JSON. It keeps nothing per frame, so a long run (``--frames 250000``) measures
+the pipeline's memory; ``benchmarks/soak.py`` measures it over time.
 
     rk-yolo bench [--latency-ms 16.7] [--frames 300] [--workers 1 2 3]
 """
 
 import argparse
+from collections import deque
 import json
 import logging
 import platform
@@ -35,7 +37,7 @@ import cv2
 import numpy as np
 import psutil
 
-from rk_yolo_ros.core.counters import percentiles_ms
+from rk_yolo_ros.core.counters import LATENCY_WINDOW, percentiles_ms
 from rk_yolo_ros.core.frame_processing import FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
@@ -73,13 +75,15 @@ def _tree_memory(process, unique=False):
 
 def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
     """Run one configuration and return its figures."""
-    latencies = []
-    statuses = []
+    # Bounded, so a long run measures the pipeline's memory and not a growing list of ours:
+    # the latency percentiles cover the last LATENCY_WINDOW frames (all of a default run).
+    latencies = deque(maxlen=LATENCY_WINDOW)
+    ok = {'frames': 0}
     me = psutil.Process()
     peak = {'rss': 0}
 
     def on_frame(frame):
-        statuses.append(frame.status)
+        ok['frames'] += frame.status is FrameStatus.OK
         latencies.append(frame.latency_s)
         if frame.frame_id % 25 == 0:
             peak['rss'] = max(peak['rss'], _tree_memory(me))
@@ -95,7 +99,8 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         for index in range(warmup):
             pipeline.submit(inputs[index % len(inputs)])
         pipeline.flush()
-        del latencies[:], statuses[:]
+        latencies.clear()
+        ok['frames'] = 0
         cpu_before = me.cpu_times()
         wall_before = time.perf_counter()
         for index in range(frames):
@@ -121,7 +126,7 @@ def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
         # RSS counts shared libraries and the shared frame slots once per process; USS does not
         'peak_rss_mb': round(peak['rss'] / 2 ** 20, 1),
         'unique_memory_mb': round(unique / 2 ** 20, 1),
-        'frames_lost': stats.counters.accepted - statuses.count(FrameStatus.OK) - warmup,
+        'frames_lost': stats.counters.accepted - ok['frames'] - warmup,
         'frames_failed': stats.counters.failed,
         'slots': stats.slots_total,
     }
