@@ -35,6 +35,7 @@ from rk_yolo_ros.core.pipeline import FramePipeline, MAX_UNREAD_WAITING, Pipelin
 from rk_yolo_ros.core.stamp_gaps import INTERVALS_KEPT, StampGapDetector
 from rk_yolo_ros.offline.run import FAILURES_LISTED, OfflineRun
 from rk_yolo_ros.offline.sources import FrameMeta, FrameSource, SourceFrame
+from rk_yolo_ros.yolo.letterbox import GEOMETRIES_KEPT, Letterbox
 
 FRAMES = 20000
 
@@ -254,6 +255,15 @@ def test_node_health_and_stamp_gaps_stay_bounded_over_a_long_stream():
         clock.now += 1.0
         monitor.reports(stats, True)
         assert len(monitor._last_problem) <= len(health.PROBLEMS)
+
+
+def test_letterbox_keeps_a_bounded_number_of_geometries():
+    """Frames of ever new sizes (a folder of photos) do not grow the geometry cache."""
+    letterbox = Letterbox((64, 64))
+    for width in range(16, 16 + 300):
+        tensor, geometry = letterbox(make_frame(0, width, 40))
+        assert geometry.frame_size == (width, 40)
+        assert len(letterbox._geometries) <= GEOMETRIES_KEPT
 
 
 class Clock:
