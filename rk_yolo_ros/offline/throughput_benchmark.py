@@ -62,15 +62,18 @@ def machine_info():
             'numpy': np.__version__, 'opencv': cv2.__version__}
 
 
+def process_memory(process, unique=False):
+    """Return the RSS (or, with ``unique``, the USS) in bytes of one process; None if gone."""
+    try:
+        return process.memory_full_info().uss if unique else process.memory_info().rss
+    except psutil.Error:
+        return None
+
+
 def _tree_memory(process, unique=False):
     """Return the RSS (or, with ``unique``, the USS) in bytes of a process and its children."""
-    total = 0
-    for proc in [process] + process.children(recursive=True):
-        try:
-            total += proc.memory_full_info().uss if unique else proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+    return sum(process_memory(proc, unique) or 0
+               for proc in [process] + process.children(recursive=True))
 
 
 def measure(workers, latency_s, frames, layout, source_size=(1920, 1080)):
