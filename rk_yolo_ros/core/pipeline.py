@@ -25,6 +25,13 @@ the slot. Every accepted frame ends in exactly one call, with a ``FrameStatus``:
 could not be read or decoded, the worker raised, or workers died on it repeatedly) or CANCELLED
 (shut down first).
 
+Bounded state: nothing is kept per frame once it is released. Until then a frame has one entry
+in the accepted frames and, once its result is in, one in the reorder buffer; both hold at most
+``slot_count() + MAX_UNREAD_WAITING`` frames, because ``submit`` waits for a free slot and
+``submit_failed`` waits while ``MAX_UNREAD_WAITING`` frames that hold no slot wait for an
+earlier frame. The worker pool holds only frames that have a slot (its bounds: worker_pool);
+the counters are bounded by themselves (counters).
+
 This module and ``frame_processing``, ``settings`` and ``counters`` are the core's public API;
 the adapters (ROS node, ``rk-yolo``, model tools, benchmarks) use nothing else of the core.
 """
@@ -51,6 +58,7 @@ from rk_yolo_ros.core.worker_pool import (PoolEvent, WorkerInfo, WorkerPool, Wor
                                           WorkerStatus)
 
 COLLECT_POLL_SECONDS = 0.2
+MAX_UNREAD_WAITING = 64  # frames that could not be read, waiting for an earlier frame's release
 
 
 class PipelineError(RuntimeError):
@@ -180,6 +188,7 @@ class FramePipeline:
         self._pool: Optional[WorkerPool] = None
         self._free_slots: deque = deque()
         self._accepted: Dict[int, _Accepted] = {}
+        self._unread_waiting = 0  # accepted frames that hold no slot (submit_failed)
         self._reorder = ReorderBuffer()
         self._next_id = 0
         self._state = 'new'  # 'new' | 'running' | 'closing' | 'closed'
@@ -352,9 +361,16 @@ class FramePipeline:
 
         It takes no slot and reaches no worker; it is released in its place in the order,
         FAILED at the DECODE stage with ``reason``, so a consumer sees every input exactly once.
+        While ``MAX_UNREAD_WAITING`` such frames wait for an earlier frame it blocks, as
+        ``submit`` does without a free slot, so a long run of unreadable frames behind a slow
+        one cannot pile up.
         """
         with self._cond:
             self._raise_if_unusable()
+            self._cond.wait_for(lambda: self._unread_waiting < MAX_UNREAD_WAITING
+                                or self._state != 'running' or self._fatal)
+            self._raise_if_unusable()
+            self._unread_waiting += 1
             frame_id = self._accept(_Accepted(None, None, None, meta, time.monotonic(),
                                               reason or 'the frame could not be read'))
         self._push_and_release([(frame_id, None)])
@@ -485,6 +501,8 @@ class FramePipeline:
         with self._cond:
             if info.slot is not None:
                 self._free_slots.append(info.slot)
+            else:
+                self._unread_waiting -= 1
             self._cond.notify_all()
 
     def flush(self, timeout: Optional[float] = None) -> bool:

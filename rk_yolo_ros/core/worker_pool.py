@@ -26,6 +26,11 @@ timeout, then kills what is left (workers ignore SIGINT, SIGTERM and SIGHUP: the
 alone decides when they stop), and closes every pipe. It is idempotent.
 Frames still held by workers are not reported here: the pipeline owns frame accounting and reports
 them as cancelled (see ``FramePipeline.close``).
+
+Bounded state: a frame is in the pool from ``submit`` until its result, its failure or the pool's
+end: queued (``_pending``) or held by one worker (``in_flight``, at most ``max_in_flight`` each),
+with one attempt count (``_attempts``). So the pool holds at most as many frames as the
+pipeline has frame slots, and nothing once they are reported.
 """
 
 from collections import deque, OrderedDict
@@ -402,6 +407,8 @@ class WorkerPool:
         """Fail every queued frame (used when no worker is left)."""
         events = [PoolEvent(FrameStatus.FAILED, job.frame_id, None, error=why)
                   for job in self._pending]
+        for job in self._pending:
+            self._attempts.pop(job.frame_id, None)
         self._pending.clear()
         return events
 

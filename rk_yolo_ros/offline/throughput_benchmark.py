@@ -19,8 +19,9 @@ Run it as ``rk-yolo bench`` or ``python benchmarks/pipeline_throughput.py`` (sam
 
 For workers = 1, 2, 3: feeds 1920x1080 frames as fast as the pipeline accepts them and reports
 frames/s, the ratio to the ideal workers / latency, main-process CPU ms per frame, p50/p99 latency
-from intake to in-order release, peak RSS (main + workers) and frames lost (must be 0), as
-JSON.
+from intake to in-order release (over the last 2000 frames), peak RSS (main + workers) and frames
+lost (must be 0), as JSON. It keeps nothing per frame, so a long run (``--frames 250000``) measures
+the pipeline's memory; ``benchmarks/soak.py`` measures it over time.
 
 With ``--rate FPS`` it feeds them at a camera's pace instead (frame i is due at i / FPS s) and
 reports p50/p99 latency from the submit call to the in-order release, and its ratio to the
@@ -37,6 +38,7 @@ process first (the baseline), for each worker count.
 """
 
 import argparse
+from collections import deque
 import json
 import logging
 import os
@@ -48,7 +50,7 @@ import cv2
 import numpy as np
 import psutil
 
-from rk_yolo_ros.core.counters import percentiles_ms
+from rk_yolo_ros.core.counters import LATENCY_WINDOW, percentiles_ms
 from rk_yolo_ros.core.frame_processing import FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 from rk_yolo_ros.yolo import demo_assets
@@ -78,15 +80,18 @@ def machine_info():
             'numpy': np.__version__, 'opencv': cv2.__version__}
 
 
+def process_memory(process, unique=False):
+    """Return the RSS (or, with ``unique``, the USS) in bytes of one process; None if gone."""
+    try:
+        return process.memory_full_info().uss if unique else process.memory_info().rss
+    except psutil.Error:
+        return None
+
+
 def _tree_memory(process, unique=False):
     """Return the RSS (or, with ``unique``, the USS) in bytes of a process and its children."""
-    total = 0
-    for proc in [process] + process.children(recursive=True):
-        try:
-            total += proc.memory_full_info().uss if unique else proc.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+    return sum(process_memory(proc, unique) or 0
+               for proc in [process] + process.children(recursive=True))
 
 
 def emulated_inference_alone(latency_s, layout, count=100):
@@ -147,15 +152,17 @@ def _feeder(feed, source_size):
 def measure(workers, latency_s, frames, layout, source_size=RAW_SIZE, rate=None,
             feed='raw'):
     """Run one configuration (flat out, or ``rate`` frames/s) and return its figures."""
-    latencies = []
-    statuses = []
-    submitted = {}  # frame id -> when its submit call began (rate mode)
-    released = []  # submit-to-release seconds (rate mode)
+    # Bounded, so a long run measures the pipeline's memory and not a growing list of ours:
+    # the latency percentiles cover the last LATENCY_WINDOW frames (all of a default run).
+    latencies = deque(maxlen=LATENCY_WINDOW)
+    ok = {'frames': 0}
+    submitted = {}  # frame id -> when its submit call began (rate mode; only those in flight)
+    released = deque(maxlen=LATENCY_WINDOW)  # submit-to-release seconds (rate mode)
     me = psutil.Process()
     peak = {'rss': 0}
 
     def on_frame(frame):
-        statuses.append(frame.status)
+        ok['frames'] += frame.status is FrameStatus.OK
         latencies.append(frame.latency_s)
         if frame.frame_id in submitted:
             released.append(time.monotonic() - submitted.pop(frame.frame_id))
@@ -177,7 +184,8 @@ def measure(workers, latency_s, frames, layout, source_size=RAW_SIZE, rate=None,
         for index in range(warmup):
             submit(pipeline, index)
         pipeline.flush()
-        del latencies[:], statuses[:]
+        latencies.clear()
+        ok['frames'] = 0
         cpu_before = me.cpu_times()
         wall_before = time.perf_counter()
         late = 0
@@ -204,7 +212,7 @@ def measure(workers, latency_s, frames, layout, source_size=RAW_SIZE, rate=None,
     fps = frames / wall
     ideal = workers / latency_s
     p50, p99 = percentiles_ms(latencies)
-    lost = stats.counters.accepted - statuses.count(FrameStatus.OK) - warmup
+    lost = stats.counters.accepted - ok['frames'] - warmup
     if rate:
         submit_p50, submit_p99 = percentiles_ms(released)
         return {

@@ -17,8 +17,10 @@
 Letterbox a frame to the model input and map boxes back exactly.
 
 Same geometry as Ultralytics and the RKNN model zoo: scale to fit keeping the aspect ratio,
-center, pad with gray 114. The geometry is computed once per frame size; the hot path is one
-``cv2.resize`` into a view of a preallocated canvas plus an in-place BGR->RGB conversion.
+center, pad with gray 114. The geometry is computed once per frame size (the last
+``GEOMETRIES_KEPT`` sizes are kept: a stream of ever new sizes, such as a folder of photos,
+cannot grow the cache); the hot path is one ``cv2.resize`` into a view of a preallocated canvas
+plus an in-place BGR->RGB conversion.
 """
 
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import cv2
 import numpy as np
 
 PAD_VALUE = 114
+GEOMETRIES_KEPT = 16  # frame sizes whose letterbox geometry is cached
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Letterbox:
         geometry = self._geometries.get(key)
         if geometry is None:
             geometry = letterbox_geometry(key, self.input_size)
+            if len(self._geometries) >= GEOMETRIES_KEPT:
+                del self._geometries[next(iter(self._geometries))]  # the oldest size
             self._geometries[key] = geometry
         return geometry
 
