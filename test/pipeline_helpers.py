@@ -37,20 +37,31 @@ class Report:
     mean: float
     shape: Tuple[int, ...]
     cpus: Tuple[int, ...]
+    stream: str = ''  # the stream the worker was told the frame is of
 
 
 class RecordingProcessor(FrameProcessor):
     """Sleep a per-frame latency, mark the frame in place, report what it saw."""
 
     def __init__(self, worker, core_mask, max_latency_s, fail_ids, exit_ids, seed,
-                 crash_once_dir):
+                 crash_once_dir, gate_dir='', held_ids=()):
         """Keep the settings of its factory."""
         self.worker, self.core_mask = worker, core_mask
         self.max_latency_s, self.fail_ids, self.exit_ids = max_latency_s, fail_ids, exit_ids
         self.seed, self.crash_once_dir = seed, crash_once_dir
+        self.gate_dir, self.held_ids = gate_dir, held_ids
+
+    def wait_for_gate(self, frame_id):
+        """Hold the frame until the test opens the gate (all frames, or just this one)."""
+        if not self.gate_dir or (self.held_ids and frame_id not in self.held_ids):
+            return
+        marker = os.path.join(self.gate_dir, 'open')
+        while not os.path.exists(marker):
+            time.sleep(0.005)
 
     def process(self, frame, task):
         """Process one frame as the factory asked."""
+        self.wait_for_gate(task.frame_id)
         if task.frame_id in self.exit_ids:
             os._exit(3)  # a hard crash, as a segfaulting driver would
         if self.crash_once_dir and task.frame_id == 2:
@@ -66,7 +77,7 @@ class RecordingProcessor(FrameProcessor):
         mean = float(frame.mean())
         frame[0, 0] = 255 - frame[0, 0]  # drawn in place: the main process must see it
         return Report(task.frame_id, self.worker, self.core_mask, os.getpid(), mean,
-                      frame.shape, tuple(sorted(os.sched_getaffinity(0))))
+                      frame.shape, tuple(sorted(os.sched_getaffinity(0))), task.stream)
 
 
 @dataclass
@@ -79,6 +90,8 @@ class RecordingFactory:
     seed: int = 0
     crash_once_dir: str = ''  # crash on frame 2 once, after scribbling on it
     hang_on_restart_dir: str = ''  # a restarted worker hangs while starting
+    gate_dir: str = ''  # frames wait until <gate_dir>/open exists
+    held_ids: Tuple[int, ...] = ()  # only these frames wait at the gate (empty: all)
 
     def __call__(self, worker, core_mask):
         """Build the processor inside the worker."""
@@ -88,7 +101,8 @@ class RecordingFactory:
                 time.sleep(3600)
             open(marker, 'w').close()
         return RecordingProcessor(worker, core_mask, self.max_latency_s, set(self.fail_ids),
-                                  set(self.exit_ids), self.seed, self.crash_once_dir)
+                                  set(self.exit_ids), self.seed, self.crash_once_dir,
+                                  self.gate_dir, set(self.held_ids))
 
 
 class StagedReport(NamedTuple):

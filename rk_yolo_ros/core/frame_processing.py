@@ -69,6 +69,9 @@ class DetectionSettings:
                    classes=tuple(values['classes'] or ()) or None, draw=draw)
 
 
+DEFAULT_STREAM = ''  # the stream of a frame submitted without one (a single-camera pipeline)
+
+
 @dataclass(frozen=True)
 class FrameTask:
     """The small descriptor a worker gets with each frame (the pixels are in its slot)."""
@@ -76,6 +79,7 @@ class FrameTask:
     frame_id: int
     source_size: Tuple[int, int]  # (width, height) of the input before the 720p resize
     settings: Any = None  # DetectionSettings for YOLO processors
+    stream: str = DEFAULT_STREAM  # the stream (camera) it is of; any stream reaches any worker
 
 
 NO_TRACK_ID = -1  # the track id of a detection that belongs to no confirmed track

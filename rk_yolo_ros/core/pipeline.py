@@ -20,10 +20,26 @@ The no-skip frame pipeline: intake into shared-memory slots, workers, in-order r
 blocks (backpressure) instead of dropping anything. ``submit_encoded`` does the same with the
 bytes of a compressed frame, which the worker decodes. ``submit_failed`` takes a frame that
 could not be read (its id keeps the sequence whole). A collector thread reads results, restarts
-dead workers, and calls ``on_frame`` once per accepted frame, in strict frame order, then frees
-the slot. Every accepted frame ends in exactly one call, with a ``FrameStatus``: OK, FAILED (it
-could not be read or decoded, the worker raised, or workers died on it repeatedly) or CANCELLED
-(shut down first).
+dead workers, and calls ``on_frame`` once per accepted frame, in strict frame order (within
+its stream, see below), then frees the slot. Every accepted frame ends in exactly one call,
+with a ``FrameStatus``: OK, FAILED (it could not be read or decoded, the worker raised, or
+workers died on it repeatedly) or CANCELLED (shut down first).
+
+Several streams (cameras) share one pipeline: each frame carries its stream's key (``stream``,
+a string; ``DEFAULT_STREAM`` for a single stream). Slots and workers serve every stream, and
+frame ids are global (a worker sees nothing else), but the order is per stream: each stream has
+its own sequence numbers and reorder buffer, so its frames are released strictly in its order,
+and no order is imposed across streams (one camera's slow frame never holds back another's
+results). Counters are kept per stream beside the total (``PipelineStats.streams``), and
+``reject``, ``count_lost`` and ``count_undelivered`` take the stream they count for.
+
+NOTE [fair admission]: a free slot goes to the waiting stream that holds the fewest slots (ties:
+whichever submit call looks first), and a stream that no other stream waits beside takes any
+free slot. So the pipeline is work-conserving (a lone camera uses every slot, and a slot is never
+left free while a submit call waits), and under overload each of n streams that keep asking
+holds about 1/n of the slots, so of the workers: a bursty or faster camera cannot take every
+slot and starve the others, and a stream below its share never waits behind one above it. A
+stream's backpressure is its own: its submit call blocks, the others' go on.
 
 Bounded state: nothing is kept per frame once it is released. Until then a frame has one entry
 in the accepted frames and, once its result is in, one in the reorder buffer; both hold at most
@@ -50,7 +66,8 @@ import numpy as np
 from rk_yolo_ros.core import frame_decoding, settings as settings_table
 from rk_yolo_ros.core.counters import CounterSnapshot, FrameCounters
 from rk_yolo_ros.core.cpu_affinity import plan_worker_cpus, RK3588_BIG_CORES
-from rk_yolo_ros.core.frame_processing import FailureStage, FrameStatus, FrameTask
+from rk_yolo_ros.core.frame_processing import (DEFAULT_STREAM, FailureStage, FrameStatus,
+                                               FrameTask)
 from rk_yolo_ros.core.frame_slots import FrameSlots, output_size, remove_stale_segments
 from rk_yolo_ros.core.reorder import ReorderBuffer
 from rk_yolo_ros.core.worker_messages import FrameJob
@@ -59,6 +76,7 @@ from rk_yolo_ros.core.worker_pool import (PoolEvent, WorkerInfo, WorkerPool, Wor
 
 COLLECT_POLL_SECONDS = 0.2
 MAX_UNREAD_WAITING = 64  # frames that could not be read, waiting for an earlier frame's release
+MAX_STREAMS = 64  # distinct streams one pipeline keeps book for (cameras on one robot: a few)
 
 
 class PipelineError(RuntimeError):
@@ -135,6 +153,8 @@ class CompletedFrame:
     latency_s: float = 0.0  # from intake (a slot taken) to this release
     process_s: float = 0.0  # in the worker
     settings: Any = None  # what was submitted with it (e.g. DetectionSettings)
+    stream: str = DEFAULT_STREAM  # the stream (camera) it came in on
+    seq: int = 0  # its position in its stream, from 0 (frame_id: in the pipeline)
 
 
 @dataclass
@@ -148,16 +168,39 @@ class _Accepted:
     accepted_at: float
     error: str = ''  # why it could not be read (slot None)
     settings: Any = None  # what travelled with it to the worker
+    stream: str = DEFAULT_STREAM
+    seq: int = 0  # position in its stream (set on acceptance)
+
+
+@dataclass
+class _Stream:
+    """One stream's book-keeping: its order, its share of the slots, its counters."""
+
+    counters: FrameCounters = field(default_factory=FrameCounters)
+    reorder: ReorderBuffer = field(default_factory=ReorderBuffer)  # by the stream's seq
+    next_seq: int = 0
+    held: int = 0  # slots its accepted frames hold
+    waiting: int = 0  # its submit calls waiting for a slot
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """One stream's counters, the slots it holds and its waiting submit calls at one moment."""
+
+    counters: CounterSnapshot = field(default_factory=CounterSnapshot)
+    slots_in_use: int = 0
+    waiting: int = 0  # submit calls of this stream blocked for a slot (its backpressure)
 
 
 @dataclass
 class PipelineStats:
     """The counters, the slots and the workers at one moment (for diagnostics and summaries)."""
 
-    counters: CounterSnapshot = field(default_factory=CounterSnapshot)
+    counters: CounterSnapshot = field(default_factory=CounterSnapshot)  # all streams
     slots_total: int = 0
     slots_in_use: int = 0
     workers: List[WorkerInfo] = field(default_factory=list)
+    streams: Dict[str, StreamStats] = field(default_factory=dict)  # by stream, in first-seen order
 
     @property
     def active_workers(self) -> int:
@@ -189,7 +232,7 @@ class FramePipeline:
         self._free_slots: deque = deque()
         self._accepted: Dict[int, _Accepted] = {}
         self._unread_waiting = 0  # accepted frames that hold no slot (submit_failed)
-        self._reorder = ReorderBuffer()
+        self._streams: Dict[str, _Stream] = {}
         self._next_id = 0
         self._state = 'new'  # 'new' | 'running' | 'closing' | 'closed'
         self._fatal: Optional[str] = None
@@ -243,14 +286,16 @@ class FramePipeline:
 
     # ------------------------------------------------------------------------------ intake
     def submit(self, image: np.ndarray, meta: Any = None, settings: Any = None,
-               timeout: Optional[float] = -1.0) -> int:
+               timeout: Optional[float] = -1.0, stream: str = DEFAULT_STREAM) -> int:
         """
         Accept one BGR frame and return its frame id; block while every slot is busy.
 
         ``meta`` comes back with the frame (e.g. its header); ``settings`` travel with it to
         the worker (e.g. the DetectionSettings in force when it was accepted). ``timeout``
         (seconds; ``None`` waits forever; default: the config's submit_timeout) bounds the wait:
-        on expiry BackpressureTimeout is raised and the frame is not accepted.
+        on expiry BackpressureTimeout is raised and the frame is not accepted. ``stream`` names
+        the stream (camera) it belongs to: it is released in that stream's order, and it waits
+        for a slot by the fair-admission rule (NOTE [fair admission]).
         """
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
                 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
@@ -279,10 +324,10 @@ class FramePipeline:
                 cv2.resize(image, (width, height), dst=self._slots.view(slot, height, width),
                            interpolation=cv2.INTER_LINEAR)
         return self._intake(write, (height, width), (source_width, source_height), meta,
-                            settings, timeout, staged=staged)
+                            settings, timeout, stream, staged=staged)
 
     def submit_encoded(self, data: Any, meta: Any = None, settings: Any = None,
-                       timeout: Optional[float] = -1.0) -> int:
+                       timeout: Optional[float] = -1.0, stream: str = DEFAULT_STREAM) -> int:
         """
         Accept one compressed frame (JPEG, PNG: what OpenCV decodes); return its frame id.
 
@@ -307,17 +352,18 @@ class FramePipeline:
             try:
                 image = frame_decoding.decode_frame(payload)
             except frame_decoding.FrameDecodeError as error:
-                return self.submit_failed(meta, str(error))
-            return self.submit(image, meta, settings, timeout)
+                return self.submit_failed(meta, str(error), stream)
+            return self.submit(image, meta, settings, timeout, stream)
 
         def write(slot):
             np.copyto(self._slots.staging_bytes(slot, payload.size), payload)
-        return self._intake(write, None, None, meta, settings, timeout, encoded=payload.size)
+        return self._intake(write, None, None, meta, settings, timeout, stream,
+                            encoded=payload.size)
 
     def _intake(self, write: Callable[[int], None], shape: Optional[Tuple[int, int]],
                 source_size: Optional[Tuple[int, int]], meta: Any, settings: Any,
-                timeout: Optional[float], staged: Optional[Tuple[int, int]] = None,
-                encoded: int = 0) -> int:
+                timeout: Optional[float], stream: str,
+                staged: Optional[Tuple[int, int]] = None, encoded: int = 0) -> int:
         """
         Take a free slot (waiting up to ``timeout``), ``write(slot)`` the input, accept it.
 
@@ -328,76 +374,128 @@ class FramePipeline:
             timeout = self.config.submit_timeout
         with self._cond:
             self._raise_if_unusable()
-            if not self._cond.wait_for(lambda: self._free_slots or self._state != 'running'
-                                       or self._fatal, timeout):
+            state = self._stream(stream)
+            state.waiting += 1
+            try:
+                admitted = self._cond.wait_for(
+                    lambda: self._may_take_slot(state) or self._state != 'running'
+                    or self._fatal, timeout)
+            finally:
+                state.waiting -= 1
+            if not admitted:
+                self._cond.notify_all()  # a stream that waited less may be first now
                 raise BackpressureTimeout(
                     f'no free frame slot within {timeout} s ({self.config.slot_count()} slots, '
                     'all waiting for workers); the frame was not accepted')
             self._raise_if_unusable()
             slot = self._free_slots.popleft()
+            state.held += 1
+            if self._free_slots:
+                self._cond.notify_all()  # another waiting stream may be first now
         taken_at = time.monotonic()
         try:
             write(slot)
         except BaseException:
             with self._cond:  # not accepted: no id was assigned, the slot goes back
                 self._free_slots.append(slot)
+                state.held -= 1
                 self._cond.notify_all()
             raise
         with self._cond:
             if self._state == 'closed':  # closed while we copied: not accepted
                 self._free_slots.append(slot)
+                state.held -= 1
                 raise PipelineError('the pipeline closed before the frame was accepted')
             # The id is assigned only once the frame is in its slot, so ids have no gaps.
             frame_id = self._accept(_Accepted(slot, shape, source_size, meta, taken_at,
-                                              settings=settings))
+                                              settings=settings, stream=stream),
+                                  state)
             height, width = shape or (0, 0)
-            task = FrameTask(frame_id, source_size or (0, 0), settings)
+            task = FrameTask(frame_id, source_size or (0, 0), settings, stream)
             self._pool.submit(FrameJob(frame_id, slot, height, width, task, staged, encoded))
         return frame_id
 
-    def submit_failed(self, meta: Any, reason: str) -> int:
+    def _may_take_slot(self, state: _Stream) -> bool:
+        """
+        Return True if a stream waiting for a slot takes one now (caller holds the lock).
+
+        NOTE [fair admission] in the module docstring: a free slot goes to a waiting stream
+        that holds no more slots than any other waiting stream.
+        """
+        if not self._free_slots:
+            return False
+        return all(other.held >= state.held for other in self._streams.values()
+                   if other.waiting and other is not state)
+
+    def submit_failed(self, meta: Any, reason: str, stream: str = DEFAULT_STREAM) -> int:
         """
         Accept a frame that could not be read (e.g. undecodable) and return its frame id.
 
-        It takes no slot and reaches no worker; it is released in its place in the order,
-        FAILED at the DECODE stage with ``reason``, so a consumer sees every input exactly once.
-        While ``MAX_UNREAD_WAITING`` such frames wait for an earlier frame it blocks, as
-        ``submit`` does without a free slot, so a long run of unreadable frames behind a slow
-        one cannot pile up.
+        It takes no slot and reaches no worker; it is released in its place in its stream's
+        order, FAILED at the DECODE stage with ``reason``, so a consumer sees every input
+        exactly once. While ``MAX_UNREAD_WAITING`` such frames wait for an earlier frame it
+        blocks, as ``submit`` does without a free slot, so a long run of unreadable frames behind
+        a slow one cannot pile up.
         """
         with self._cond:
             self._raise_if_unusable()
+            state = self._stream(stream)
             self._cond.wait_for(lambda: self._unread_waiting < MAX_UNREAD_WAITING
                                 or self._state != 'running' or self._fatal)
             self._raise_if_unusable()
             self._unread_waiting += 1
             frame_id = self._accept(_Accepted(None, None, None, meta, time.monotonic(),
-                                              reason or 'the frame could not be read'))
+                                              reason or 'the frame could not be read',
+                                              stream=stream), state)
         self._push_and_release([(frame_id, None)])
         return frame_id
 
-    def reject(self, reason: str) -> None:
+    def reject(self, reason: str, stream: str = DEFAULT_STREAM) -> None:
         """Count a frame refused before intake (not accepted, so it gets no id)."""
         self._counters.rejected(reason)
+        self._stream_counters(stream).rejected(reason)
 
-    def count_lost(self, count: int, reason: str) -> None:
+    def count_lost(self, count: int, reason: str, stream: str = DEFAULT_STREAM) -> None:
         """Count frames lost before they reached the pipeline (e.g. in the middleware)."""
         self._counters.lost(count, reason)
+        self._stream_counters(stream).lost(count, reason)
 
-    def count_undelivered(self, reason: str) -> None:
+    def count_undelivered(self, reason: str, stream: str = DEFAULT_STREAM) -> None:
         """Count a processed frame an output could not take (e.g. publishing failed)."""
         self._counters.undelivered(reason)
+        self._stream_counters(stream).undelivered(reason)
 
-    def frame_rate(self) -> float:
-        """Return frames released per second now (the counters' window; cheap)."""
-        return self._counters.frame_rate()
+    def frame_rate(self, stream: Optional[str] = None) -> float:
+        """Return frames released per second now, of one stream or (None) all (cheap)."""
+        if stream is None:
+            return self._counters.frame_rate()
+        return self._stream_counters(stream).frame_rate()
 
-    def _accept(self, info: _Accepted) -> int:
-        """Give a frame the next id (caller holds the lock)."""
+    def _stream(self, stream: str) -> _Stream:
+        """Return a stream's book-keeping, made on its first use (caller holds the lock)."""
+        state = self._streams.get(stream)
+        if state is None:
+            if not isinstance(stream, str):
+                raise ValueError(f'a stream is named by a string, got {stream!r}')
+            if len(self._streams) >= MAX_STREAMS:
+                raise ValueError(f'stream {stream!r} would be stream {MAX_STREAMS + 1} of this '
+                                 f'pipeline; it keeps book for at most {MAX_STREAMS}')
+            state = self._streams[stream] = _Stream()
+        return state
+
+    def _stream_counters(self, stream: str) -> FrameCounters:
+        with self._cond:
+            return self._stream(stream).counters
+
+    def _accept(self, info: _Accepted, state: _Stream) -> int:
+        """Give a frame the next id and its stream's next seq (caller holds the lock)."""
         frame_id = self._next_id
         self._next_id += 1
+        info.seq = state.next_seq
+        state.next_seq += 1
         self._accepted[frame_id] = info
         self._counters.accepted()
+        state.counters.accepted()
         return frame_id
 
     def _raise_if_unusable(self) -> None:
@@ -443,7 +541,7 @@ class FramePipeline:
 
     def _push_and_release(self, results: List[Tuple[int, Optional[PoolEvent]]]) -> None:
         """
-        Put results into the reorder buffer and release what became ready, in order.
+        Put results into their streams' reorder buffers; release what became ready, in order.
 
         The collector and ``submit_failed`` both release; the release lock makes each
         push-and-release whole, so one can never overtake the other's earlier frames.
@@ -452,7 +550,9 @@ class FramePipeline:
             with self._cond:
                 released = []
                 for frame_id, event in results:
-                    released.extend(self._reorder.push(frame_id, event))
+                    info = self._accepted[frame_id]
+                    released.extend(item for _, item in self._streams[info.stream].reorder.push(
+                        info.seq, (frame_id, event)))
             for frame_id, event in released:
                 self._release(frame_id, event)
 
@@ -485,7 +585,7 @@ class FramePipeline:
             image = self._slots.view(info.slot, *shape)
         frame = CompletedFrame(frame_id, status, result, image, source_size, info.meta,
                                error, stage, worker, now - info.accepted_at, seconds,
-                               info.settings)
+                               info.settings, info.stream, info.seq)
         if stage is FailureStage.PROCESS:
             self._log.error('frame %d failed: %s', frame_id, error.strip().splitlines()[0])
         try:
@@ -499,8 +599,11 @@ class FramePipeline:
             frame.image = image = None
         self._counters.released(status, now - info.accepted_at, error)
         with self._cond:
+            state = self._streams[info.stream]
+            state.counters.released(status, now - info.accepted_at, error)
             if info.slot is not None:
                 self._free_slots.append(info.slot)
+                state.held -= 1
             else:
                 self._unread_waiting -= 1
             self._cond.notify_all()
@@ -538,7 +641,9 @@ class FramePipeline:
             if self._collector is not None and self._collector is not threading.current_thread():
                 self._collector.join()
             with self._release_lock:
-                leftovers = dict(self._reorder.pop_all())
+                # by frame id, which keeps each stream's order (ids grow within a stream)
+                leftovers = dict(item for state in self._streams.values()
+                                 for _, item in state.reorder.pop_all())
                 for frame_id in sorted(self._accepted):
                     self._release(frame_id, leftovers.get(frame_id))
         finally:
@@ -557,12 +662,15 @@ class FramePipeline:
 
     # ------------------------------------------------------------------------------ status
     def stats(self) -> PipelineStats:
-        """Return the counters, slot use and worker health now."""
+        """Return the counters, slot use and worker health now, in all and per stream."""
         with self._cond:
             slots_in_use = self.config.slot_count() - len(self._free_slots)
             workers = self._pool.status() if self._pool is not None else []
+            streams = [(name, state.counters, state.held, state.waiting)
+                       for name, state in self._streams.items()]
         return PipelineStats(self._counters.snapshot(), self.config.slot_count(), slots_in_use,
-                             workers)
+                             workers, {name: StreamStats(counters.snapshot(), held, waiting)
+                                       for name, counters, held, waiting in streams})
 
     @property
     def running(self) -> bool:
@@ -570,6 +678,7 @@ class FramePipeline:
         return self._state == 'running' and not self._fatal
 
 
-__all__ = ['BackpressureTimeout', 'CompletedFrame', 'FailureStage', 'FramePipeline',
-           'FrameStatus', 'output_size', 'PipelineConfig', 'PipelineError', 'PipelineStats',
-           'WorkerInfo', 'WorkerStartError', 'WorkerStatus']
+__all__ = ['BackpressureTimeout', 'CompletedFrame', 'DEFAULT_STREAM', 'FailureStage',
+           'FramePipeline', 'FrameStatus', 'MAX_STREAMS', 'output_size', 'PipelineConfig',
+           'PipelineError', 'PipelineStats', 'StreamStats', 'WorkerInfo', 'WorkerStartError',
+           'WorkerStatus']
