@@ -16,6 +16,8 @@
 Launch yolo_node on an image topic, optionally with rviz2.
 
     ros2 launch rk_yolo_ros yolo.launch.py workers:=3 image_topic:=/camera/image_raw rviz:=true
+    ros2 launch rk_yolo_ros yolo.launch.py \
+        image_topics:='[/front/image_raw, /left/image_raw/compressed, /right/image_raw]'
 
 Every setting of the node (``rk_yolo_ros.core.settings``) is also a launch argument. Precedence
 is what ROS users expect: the node's defaults, then ``params_file`` (default: the package's
@@ -45,7 +47,8 @@ RVIZ_FRAME = 'rk_yolo_view'  # the fixed frame of rviz/yolo.rviz
 # name: (default, description) of the arguments that are not node settings
 LAUNCH_ARGUMENTS = {
     'image_topic': ('/image_raw', 'Input image topic, remapped to the node topic "image" (and '
-                    '<topic>/compressed to "image/compressed").'),
+                    '<topic>/compressed to "image/compressed"); image_topics (several cameras) '
+                    'replaces it.'),
     'params_file': (None, "YAML file of yolo_node parameters (default: the package's "
                     'config/yolo.yaml, every setting at its default; `rk-yolo params` prints '
                     'it). Arguments given on the command line win over it.'),

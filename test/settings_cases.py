@@ -41,4 +41,8 @@ BAD_VALUES = [
     ('slots', -1, 'slots must be an integer in [0, 1024], got -1'),
     ('output_height', 8, 'output_height must be an integer in [16, 4320], got 8'),
     ('publish_annotated', 'yes', "publish_annotated must be a boolean, got 'yes'"),
+    ('image_topics', ['/left/image_raw', '/left/image_raw/compressed'],
+     'image_topics must be a list of image topics, each naming its own camera (empty: the one '
+     "topic image), got ['/left/image_raw', '/left/image_raw/compressed'] ('/left/image_raw' "
+     "and '/left/image_raw/compressed' both give the camera name 'left')"),
 ]

@@ -16,7 +16,7 @@
 
 from rk_yolo_ros.core.counters import CounterSnapshot
 from rk_yolo_ros.core.health import HealthMonitor, Level, ReasonLog
-from rk_yolo_ros.core.pipeline import PipelineStats, WorkerInfo, WorkerStatus
+from rk_yolo_ros.core.pipeline import PipelineStats, StreamStats, WorkerInfo, WorkerStatus
 
 
 class Clock:
@@ -68,6 +68,39 @@ def test_a_worker_down_warns_and_is_reported_itself():
     assert reports[0].level is Level.WARN and '1 of 3 workers down' in reports[0].message
     assert [r.level for r in reports[1:]] == [Level.OK, Level.OK, Level.ERROR]
     assert reports[3].values['state'] == 'dead' and reports[3].values['cpu'] == 'unpinned'
+
+
+def test_each_camera_gets_a_status_of_its_own_problems():
+    """Camera statuses follow their own counters; the pipeline's follows the total."""
+    clock = Clock()
+    monitor = HealthMonitor(recovery_s=10.0, clock=clock)
+
+    def with_streams(left, right, **total):
+        now = stats(**total)
+        now.streams = {'left': StreamStats(CounterSnapshot(**left), 3, 1),
+                       'right': StreamStats(CounterSnapshot(**right), 1, 0)}
+        return now
+    monitor.reports(with_streams({'ok': 5}, {'ok': 5}, ok=10), True, ['left', 'right'])
+    clock.now += 1
+    reports = monitor.reports(with_streams({'ok': 6, 'rejected': 1}, {'ok': 6},
+                                           ok=12, rejected=1), True, ['left', 'right'])
+    assert [r.name for r in reports] == ['pipeline', 'camera left', 'camera right',
+                                         'worker 0', 'worker 1', 'worker 2']
+    assert reports[0].level is Level.WARN
+    left, right = reports[1], reports[2]
+    assert left.level is Level.WARN and 'rejected' in left.message
+    assert right.level is Level.OK
+    assert (left.values['frames_ok'], left.values['slots_in_use'],
+            left.values['waiting_for_a_slot']) == ('6', '3', '1')
+    assert 'workers_active' not in left.values
+    clock.now += 11
+    reports = monitor.reports(with_streams({'ok': 9, 'rejected': 1}, {'ok': 9},
+                                           ok=18, rejected=1), True, ['left', 'right'])
+    assert [r.level for r in reports[:3]] == [Level.OK] * 3
+    reports = monitor.reports(with_streams({}, {}), False, ['left', 'right'])
+    assert [r.level for r in reports[:3]] == [Level.ERROR] * 3
+    # a camera with no frames yet is reported all the same
+    assert monitor.reports(stats(), True, ['rear'])[1].values['frames_ok'] == '0'
 
 
 def test_each_reason_is_said_once_then_summarized_with_counts():

@@ -67,6 +67,29 @@ def test_parse_text_reads_what_a_command_line_or_launch_argument_gives():
         settings.parse_text('conf_threshold', '99')
 
 
+def test_image_topics_name_their_cameras():
+    """Each topic names a camera (its outputs); /compressed topics are CompressedImage ones."""
+    assert settings.parse_text('image_topics', '/left/image_raw, /right/image_raw/compressed') \
+        == ['/left/image_raw', '/right/image_raw/compressed']
+    assert settings.parse_text('image_topics', '[/a/image, b/image_raw]') == \
+        ['/a/image', 'b/image_raw']
+    assert settings.parse_text('image_topics', '') == [] == settings.default('image_topics')
+    assert settings.camera_names(['/left/image_raw', '/right/image_raw/compressed',
+                                  '/robot/front/image_rect', '/rear_camera', '/image_raw']) == \
+        ['left', 'right', 'robot/front', 'rear_camera', 'image_raw']
+    assert settings.is_compressed_topic('/right/image_raw/compressed')
+    assert not settings.is_compressed_topic('/right/compressed_image')
+    with pytest.raises(ValueError, match=r"'/a/image' and '/a/image_raw' both give the camera "
+                                         r"name 'a'"):
+        settings.check('image_topics', ['/a/image', '/a/image_raw'])
+    with pytest.raises(ValueError, match=r"'compressed' names no camera"):
+        settings.check('image_topics', ['compressed'])
+    with pytest.raises(ValueError, match=r"got \['/a', 3\]$"):
+        settings.check('image_topics', ['/a', 3])
+    with pytest.raises(ValueError, match=r"'/a b' has white space in it"):
+        settings.parse_text('image_topics', '["/a b"]')
+
+
 def test_core_types_take_their_defaults_from_the_table():
     """The defaults of DetectionSettings and PipelineConfig are the table's."""
     detection = DetectionSettings()

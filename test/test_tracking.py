@@ -21,8 +21,8 @@ import sys
 import numpy as np
 import pytest
 
-from rk_yolo_ros.core.frame_processing import Detections, NO_TRACK_ID
-from rk_yolo_ros.yolo.tracking import MultiObjectTracker, TrackerSettings
+from rk_yolo_ros.core.frame_processing import Detections, FrameStatus, NO_TRACK_ID
+from rk_yolo_ros.yolo.tracking import MultiObjectTracker, StreamTrackers, TrackerSettings
 
 pytest.importorskip('scipy.optimize', reason='tracking needs scipy (the tracking/test extras)')
 
@@ -210,6 +210,33 @@ def test_missing_scipy_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, 'scipy.optimize', None)
     with pytest.raises(ImportError, match='python3-scipy'):
         MultiObjectTracker()
+    with pytest.raises(ImportError, match='python3-scipy'):
+        StreamTrackers(True)
+    trackers = StreamTrackers(False)
+    with pytest.raises(ImportError, match='python3-scipy'):
+        trackers.enabled = True
+    assert not trackers.enabled
+
+
+def test_each_stream_has_its_own_tracks_and_all_switch_together():
+    """Two cameras' streams: their own ids, untouched by the other; on/off for all at once."""
+    trackers = StreamTrackers(True)
+    ok = FrameStatus.OK
+    for index in range(3):
+        left = trackers.observe('left', ok, frame(box_at(10 + index, 10), box_at(300, 10)))
+        # the right camera sees a person where the left one saw none: no id of left's
+        right = trackers.observe('right', ok, frame(box_at(600, 200 + index)))
+    assert sorted(left.track_ids.tolist()) == [1, 2] and right.track_ids.tolist() == [1]
+    assert trackers.observe('left', FrameStatus.FAILED, None) is None  # advances left alone
+    right = trackers.observe('right', ok, frame(box_at(600, 203)))
+    assert right.track_ids.tolist() == [1]
+    trackers.enabled = False
+    assert not trackers.observe('left', ok, frame(box_at(13, 10))).tracked
+    trackers.enabled = True  # new tracks from now on, in every stream
+    assert trackers.observe('left', ok, frame(box_at(14, 10))).track_ids.tolist() == [3]
+    assert trackers.observe('right', ok, frame(box_at(600, 204))).track_ids.tolist() == [2]
+    # a stream first seen while on starts tracking at once
+    assert trackers.observe('rear', ok, frame(box_at(5, 5))).track_ids.tolist() == [1]
 
 
 def _tud_ground_truth(name):

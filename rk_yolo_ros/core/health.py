@@ -18,9 +18,12 @@ How the pipeline's health is reported: diagnostics levels that recover, and reas
 ROS-free, so the policy is tested without a ROS graph; the node turns ``Report`` items into
 diagnostic_msgs and log lines.
 
-- ``HealthMonitor.reports`` gives one pipeline status and one per worker. The pipeline is ERROR
-  when it stopped, WARN while a worker is down or while frames failed, were rejected, lost or
-  undelivered within the last ``RECOVERY_S`` seconds, and OK again once that stops.
+- ``HealthMonitor.reports`` gives one pipeline status (all streams), one per camera when asked
+  (``cameras``: the pipeline's streams, for a node serving several cameras) and one per worker.
+  The pipeline is ERROR when it stopped, WARN while a worker is down or while frames failed,
+  were rejected, lost or undelivered within the last ``RECOVERY_S`` seconds, and OK again once
+  that stops. A camera's status follows the same rule with its own counters (ERROR when the
+  pipeline stopped, WARN for its own problems).
 - ``ReasonLog`` says each problem the first time it occurs, then only a periodic summary with
   counts, so a stream of bad frames cannot flood the log and no reason is hidden behind another.
 """
@@ -28,7 +31,7 @@ diagnostic_msgs and log lines.
 from dataclasses import dataclass, field
 import enum
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from rk_yolo_ros.core.counters import CounterSnapshot, reason_key
 
@@ -64,44 +67,60 @@ class HealthMonitor:
         """Remember nothing yet; ``clock`` is injectable for tests."""
         self._recovery_s = recovery_s
         self._clock = clock
-        self._previous: Optional[CounterSnapshot] = None
-        self._last_problem: Dict[str, float] = {}
+        self._previous: Dict[Optional[str], CounterSnapshot] = {}  # by stream; None: all
+        self._last_problem: Dict[Tuple[Optional[str], str], float] = {}
 
-    def reports(self, stats, running: bool) -> List[Report]:
-        """Return the pipeline's report and one per worker for ``stats`` (PipelineStats)."""
+    def _recent_problems(self, key: Optional[str], counters: CounterSnapshot,
+                         now: float) -> List[str]:
+        """Return the problems of the last recovery_s, of one stream or (None) all."""
+        previous = self._previous.get(key)
+        for name in PROBLEMS:
+            if getattr(counters, name) > (getattr(previous, name) if previous else 0):
+                self._last_problem[(key, name)] = now
+        self._previous[key] = counters
+        return [name for name in PROBLEMS
+                if now - self._last_problem.get((key, name), -1e9) <= self._recovery_s]
+
+    def _level(self, recent: List[str]) -> Tuple[Level, str]:
+        if recent:
+            return Level.WARN, ('running; frames ' + ', '.join(recent)
+                                + f' in the last {self._recovery_s:.0f} s')
+        return Level.OK, 'running'
+
+    def reports(self, stats, running: bool, cameras: Sequence[str] = ()) -> List[Report]:
+        """
+        Return the pipeline's report, one per camera and one per worker for ``stats``.
+
+        ``stats`` is a PipelineStats; ``cameras`` names the streams to report on their own
+        ('camera <name>'), in that order.
+        """
         counters = stats.counters
         now = self._clock()
-        for name in PROBLEMS:
-            before = getattr(self._previous, name, 0) if self._previous else 0
-            if getattr(counters, name) > before:
-                self._last_problem[name] = now
-        self._previous = counters
-        recent = [name for name in PROBLEMS
-                  if now - self._last_problem.get(name, -1e9) <= self._recovery_s]
+        recent = self._recent_problems(None, counters, now)
         total = len(stats.workers)
         if not running:
             level, message = Level.ERROR, 'pipeline stopped'
         elif stats.active_workers < total:
             level, message = Level.WARN, f'{total - stats.active_workers} of {total} workers down'
-        elif recent:
-            level = Level.WARN
-            message = 'running; frames ' + ', '.join(recent) + \
-                f' in the last {self._recovery_s:.0f} s'
         else:
-            level, message = Level.OK, 'running'
-        values = {
-            'fps': f'{counters.fps:.2f}', 'latency_p50_ms': f'{counters.latency_p50_ms:.1f}',
-            'latency_p99_ms': f'{counters.latency_p99_ms:.1f}',
-            'slots_in_use': str(stats.slots_in_use), 'slots_total': str(stats.slots_total),
-            'in_flight': str(counters.in_flight), 'frames_accepted': str(counters.accepted),
-            'frames_ok': str(counters.ok), 'frames_failed': str(counters.failed),
-            'frames_cancelled': str(counters.cancelled),
-            'frames_rejected': str(counters.rejected), 'frames_lost': str(counters.lost),
-            'frames_undelivered': str(counters.undelivered),
-            'workers_active': f'{stats.active_workers}/{total}'}
-        values.update({f'reason: {reason}': str(count)
-                       for reason, count in sorted(counters.reasons.items())})
+            level, message = self._level(recent)
+        values = _counter_values(counters)
+        values.update({'slots_in_use': str(stats.slots_in_use),
+                       'slots_total': str(stats.slots_total),
+                       'workers_active': f'{stats.active_workers}/{total}'})
+        values.update(_reason_values(counters))
         reports = [Report('pipeline', level, message, values)]
+        for name in cameras:
+            stream = stats.streams.get(name)
+            camera = stream.counters if stream is not None else CounterSnapshot()
+            level, message = self._level(self._recent_problems(name, camera, now))
+            if not running:
+                level, message = Level.ERROR, 'pipeline stopped'
+            values = _counter_values(camera)
+            values.update({'slots_in_use': str(stream.slots_in_use if stream else 0),
+                           'waiting_for_a_slot': str(stream.waiting if stream else 0)})
+            values.update(_reason_values(camera))
+            reports.append(Report(f'camera {name}', level, message, values))
         for worker in stats.workers:
             reports.append(Report(
                 f'worker {worker.index}', Level.OK if worker.status.active else Level.ERROR,
@@ -112,6 +131,23 @@ class HealthMonitor:
                  'in_flight': str(worker.in_flight), 'frames_done': str(worker.frames_done),
                  'frames_failed': str(worker.frames_failed), 'restarts': str(worker.restarts)}))
         return reports
+
+
+def _counter_values(counters: CounterSnapshot) -> Dict[str, str]:
+    """Return the counters as diagnostics values (rates, latencies, counts by outcome)."""
+    return {'fps': f'{counters.fps:.2f}', 'latency_p50_ms': f'{counters.latency_p50_ms:.1f}',
+            'latency_p99_ms': f'{counters.latency_p99_ms:.1f}',
+            'in_flight': str(counters.in_flight), 'frames_accepted': str(counters.accepted),
+            'frames_ok': str(counters.ok), 'frames_failed': str(counters.failed),
+            'frames_cancelled': str(counters.cancelled),
+            'frames_rejected': str(counters.rejected), 'frames_lost': str(counters.lost),
+            'frames_undelivered': str(counters.undelivered)}
+
+
+def _reason_values(counters: CounterSnapshot) -> Dict[str, str]:
+    """Return one 'reason: ...' value per distinct reason, with its count."""
+    return {f'reason: {reason}': str(count)
+            for reason, count in sorted(counters.reasons.items())}
 
 
 class ReasonLog:

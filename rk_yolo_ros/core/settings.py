@@ -30,7 +30,7 @@ every other module can take its defaults and rules from here.
 from dataclasses import dataclass
 import enum
 import math
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from rk_yolo_ros.core.cpu_affinity import RK3588_BIG_CORES
 import yaml
@@ -57,6 +57,10 @@ class Kind(enum.Enum):
     BOOL = 'boolean'
     STR = 'string'
     INT_LIST = 'list of integers'
+    STR_LIST = 'list of strings'
+
+
+LIST_KINDS = (Kind.INT_LIST, Kind.STR_LIST)
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Setting:
     dynamic: bool = False  # may change while the node runs
     ros_only: bool = False  # a ROS matter (QoS, topics): no rk-yolo flag
     rule: str = ''  # the expected values in words, where a range or choices do not say it
-    item_check: Optional[Callable[[int], Optional[str]]] = None  # list items: why one is bad
+    item_check: Optional[Callable[[Any], Optional[str]]] = None  # list items: why one is bad
 
     @property
     def flag(self) -> str:
@@ -125,6 +129,14 @@ def _core_mask_problem(mask: int) -> Optional[str]:
 
 def _non_negative(value: int) -> Optional[str]:
     return f'{value} is negative' if value < 0 else None
+
+
+def _topic_problem(topic: str) -> Optional[str]:
+    if not topic.strip('/'):
+        return f'{topic!r} is not a topic name'
+    if any(character.isspace() for character in topic):
+        return f'{topic!r} has white space in it'
+    return None
 
 
 # The table. Order is the order of --help, the launch arguments and config/yolo.yaml.
@@ -187,8 +199,16 @@ SETTINGS: Tuple[Setting, ...] = (
             ros_only=True),
     Setting('input_transport', Kind.STR, 'raw',
             'raw subscribes to image (sensor_msgs/Image), compressed to image/compressed '
-            '(sensor_msgs/CompressedImage, jpeg or png).', choices=INPUT_TRANSPORTS,
-            ros_only=True),
+            '(sensor_msgs/CompressedImage, jpeg or png); for the one topic image only.',
+            choices=INPUT_TRANSPORTS, ros_only=True),
+    Setting('image_topics', Kind.STR_LIST, [],
+            'Image topics of several cameras served by one node and one pool of workers, '
+            'e.g. [/left/image_raw, /right/image_raw/compressed] (a topic ending in '
+            '/compressed is a CompressedImage topic); each camera publishes <camera>/detections '
+            'and <camera>/image_annotated beside its topic, the camera named after it '
+            '(/left/image_raw: left, so /left/detections); empty: the one topic image.',
+            rule='a list of image topics, each naming its own camera (empty: the one topic '
+                 'image)', item_check=_topic_problem, ros_only=True),
     Setting('qos_reliability', Kind.STR, 'reliable',
             'Reliability of the image subscription; best_effort matches Best-Effort cameras.',
             choices=QOS_RELIABILITY, ros_only=True),
@@ -261,16 +281,21 @@ def check(name: str, value: Any) -> Any:
         if name == 'input_size' and value:
             parse_size(value)  # raises with this setting's message
         return value
-    if kind is Kind.INT_LIST:
+    if kind in LIST_KINDS:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise _bad(item, value)
         values = list(value)
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        if kind is Kind.INT_LIST and \
+                any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            raise _bad(item, values)
+        if kind is Kind.STR_LIST and any(not isinstance(v, str) for v in values):
             raise _bad(item, values)
         for entry in values:
             problem = item.item_check(entry) if item.item_check else None
             if problem:
                 raise _bad(item, values, problem)
+        if name == 'image_topics':
+            camera_names(values)  # raises with this setting's message
         return values
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not is_number or (kind is Kind.INT and not isinstance(value, int)) or \
@@ -307,13 +332,13 @@ def parse_text(name: str, text: str) -> Any:
     The text is read as YAML, as ``ros2 param set`` and parameter files read it, so '2.5' is a
     number and '[0, 2]' a list wherever it comes from, and a bad value gets the same message
     as from a parameter. Strings are taken as written. Lists may also be comma-separated
-    ('0,2'); 'none' or '' is the empty list.
+    ('0,2', '/left/image_raw,/right/image_raw'); 'none' or '' is the empty list.
     """
     item = setting(name)
     raw = text.strip()
     if item.kind is Kind.STR:
         return check(name, raw)
-    if item.kind is Kind.INT_LIST:
+    if item.kind in LIST_KINDS:
         if raw.lower() in ('', 'none', '[]'):
             return check(name, [])
         if not raw.startswith('['):
@@ -326,6 +351,44 @@ def parse_text(name: str, text: str) -> Any:
 
 
 # ------------------------------------------------------------------------------ what it builds
+COMPRESSED_SUFFIX = 'compressed'  # image_transport's: <topic>/compressed is a CompressedImage
+
+
+def is_compressed_topic(topic: str) -> bool:
+    """Return True for a CompressedImage topic: one whose last part is 'compressed'."""
+    return topic.rstrip('/').split('/')[-1] == COMPRESSED_SUFFIX
+
+
+def camera_name(topic: str) -> str:
+    """
+    Return the camera an image topic belongs to, which names its outputs (<camera>/detections).
+
+    A trailing '/compressed' goes, then a last part starting with 'image' if a part comes
+    before it: '/left/image_raw' and '/left/image_raw/compressed' give 'left',
+    '/robot/front/image_rect' gives 'robot/front', '/left_camera' stays 'left_camera'.
+    """
+    parts = [part for part in topic.split('/') if part]
+    if parts and parts[-1] == COMPRESSED_SUFFIX:
+        parts.pop()
+    if len(parts) > 1 and parts[-1].startswith('image'):
+        parts.pop()
+    return '/'.join(parts)
+
+
+def camera_names(topics: Sequence[str]) -> List[str]:
+    """Return the camera name of each topic; raise ValueError if two give the same name."""
+    found: Dict[str, str] = {}
+    for topic in topics:
+        name = camera_name(topic)
+        why = f'{topic!r} names no camera' if not name else (
+            f'{found[name]!r} and {topic!r} both give the camera name {name!r}'
+            if name in found else '')
+        if why:
+            raise _bad(BY_NAME['image_topics'], list(topics), why)
+        found[name] = topic
+    return list(found)
+
+
 def max_output_width(output_height: int) -> int:
     """Return the slot width for an output height: a 16:9 frame, and at least 1280."""
     width, height = OUTPUT_ASPECT

@@ -37,7 +37,7 @@ def parameter_descriptor(item: settings.Setting) -> ParameterDescriptor:
 
 def plain_value(item: settings.Setting, value: Any) -> Any:
     """Return a parameter value as settings.check takes it (rclpy arrays become lists)."""
-    if value is None and item.kind is settings.Kind.INT_LIST:
+    if value is None and item.kind in settings.LIST_KINDS:
         return []  # YAML's [] and an empty command-line list come without a type
     if isinstance(value, (array.array, list, tuple)):
         return list(value)

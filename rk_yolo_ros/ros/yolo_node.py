@@ -27,20 +27,29 @@ with the input header, boxes in input pixels) and ``image_annotated`` (only whil
 listens). /diagnostics (rk_yolo_ros.core.health) says how many frames were accepted, failed,
 rejected or lost upstream, and why.
 
-Threading: the image callback runs in its own callback group and blocks in ``submit`` while
-every frame slot is busy (that is the backpressure). Frames are published from the pipeline's
-collector thread (rclpy publishers are thread-safe), which is also what frees the slots, so the
-blocked callback never waits on the executor. Diagnostics, parameters and lifecycle services
-sit in the default group and keep working under backpressure with the two-thread executor of
-``main``.
+Several cameras (``image_topics``): one subscription per topic (CompressedImage where it ends in
+/compressed), each camera a stream of the one pipeline, so the workers and model copies serve
+them all, each camera's frames are published in its own order on ``<camera>/detections`` and
+``<camera>/image_annotated``, and a camera's tracker, loss detection, counters and overlay are
+its own (/diagnostics adds a 'camera <name>' status each). Fair admission (the pipeline's NOTE
+[fair admission]) keeps a faster camera from taking every slot.
+
+Threading: each image callback runs in its own callback group and blocks in ``submit`` while its
+camera may not take a frame slot (that is the backpressure, per camera). Frames are published
+from the pipeline's collector thread (rclpy publishers are thread-safe), which is also what frees
+the slots, so a blocked callback never waits on the executor. Diagnostics, parameters and
+lifecycle services sit in the default group; ``main``'s executor has a thread per camera plus
+one (``executor_threads``), so neither they nor another camera's callback wait for a camera
+blocked in backpressure.
 """
 
-import dataclasses
+from dataclasses import dataclass, field, replace
+import functools
 import os
 import signal
 import time
 import traceback
-from typing import List
+from typing import Any, List
 
 import cv2
 from cv_bridge import CvBridge, CvBridgeError
@@ -51,7 +60,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rk_yolo_ros.core import settings
-from rk_yolo_ros.core.frame_processing import DetectionSettings, FrameStatus
+from rk_yolo_ros.core.frame_processing import DEFAULT_STREAM, DetectionSettings, FrameStatus
 from rk_yolo_ros.core.health import HealthMonitor, Level, ReasonLog, Report
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig, PipelineError
 from rk_yolo_ros.core.stamp_gaps import StampGapDetector
@@ -60,12 +69,12 @@ from rk_yolo_ros.messages.detection_messages import (build_detection_array,
 from rk_yolo_ros.messages.image_conversion import (check_compressed_image,
                                                    ImageConversionError, raw_image_to_bgr)
 from rk_yolo_ros.ros.diagnostics import DiagnosticsOutput
-from rk_yolo_ros.ros.parameters import declare_settings, setting_values
+from rk_yolo_ros.ros.parameters import declare_settings, plain_value, setting_values
 from rk_yolo_ros.ros.pipeline_log import PipelineLog
 from rk_yolo_ros.ros.qos import input_qos, output_qos
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 from rk_yolo_ros.yolo.drawing import draw_overlay, draw_track_ids
-from rk_yolo_ros.yolo.tracking import StreamTracker
+from rk_yolo_ros.yolo.tracking import StreamTrackers
 from sensor_msgs.msg import CompressedImage, Image
 import vision_msgs.msg
 
@@ -78,6 +87,44 @@ DRAIN_TIMEOUT_S = 3.0
 LOST_HINT = ('lost before they reached yolo_node (its input queue overflowed behind a slower '
              'node); qos_history:=keep_all with a Reliable publisher loses none')
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+
+
+@dataclass
+class Camera:
+    """One input of the node: its topic, its outputs, and what is kept per camera."""
+
+    name: str  # its stream in the pipeline; DEFAULT_STREAM for the one topic image
+    topic: str  # the input topic, as given (relative ones resolve in the node's namespace)
+    compressed: bool  # a CompressedImage topic
+    detections_topic: str
+    annotated_topic: str
+    gaps: StampGapDetector = field(default_factory=StampGapDetector)
+    reasons: ReasonLog = field(default_factory=ReasonLog)
+    subscription: Any = None
+    detections_pub: Any = None
+    annotated_pub: Any = None
+
+
+def cameras_from_settings(values) -> List[Camera]:
+    """
+    Return the node's cameras: one per ``image_topics`` entry, else the one topic ``image``.
+
+    A camera of ``image_topics`` is named after its topic (``settings.camera_name``) and
+    publishes <camera>/detections and <camera>/image_annotated beside it: /left/image_raw
+    gives /left/detections, a relative left/image_raw gives left/detections (in the node's
+    namespace).
+    """
+    topics = values['image_topics']
+    if not topics:
+        compressed = values['input_transport'] == 'compressed'
+        return [Camera(DEFAULT_STREAM, 'image/compressed' if compressed else 'image',
+                       compressed, 'detections', 'image_annotated')]
+    cameras = []
+    for topic, name in zip(topics, settings.camera_names(topics)):
+        base = ('/' if topic.startswith('/') else '') + name
+        cameras.append(Camera(name, topic, settings.is_compressed_topic(topic),
+                              f'{base}/detections', f'{base}/image_annotated'))
+    return cameras
 
 
 class YoloNode(LifecycleNode):
@@ -93,13 +140,11 @@ class YoloNode(LifecycleNode):
         self._bridge = CvBridge()
         self._types = message_types_from_modules(vision_msgs.msg, geometry_msgs.msg)
         self._pipeline = None
-        self._tracker = None
-        self._subscription = None
+        self._trackers = None
+        self._cameras: List[Camera] = []
         self._active = False
         self._hardware_id = 'not configured'
         self._health = HealthMonitor()
-        self._reasons = ReasonLog()
-        self._gaps = StampGapDetector()
         self._diagnostics = DiagnosticsOutput(self, self.health_reports,
                                               lambda: self._hardware_id)
         self.add_on_set_parameters_callback(self.parameters_callback)
@@ -112,7 +157,8 @@ class YoloNode(LifecycleNode):
             factory = YoloDetectorFactory.from_settings(values)  # fails here, before workers
             self._detection_settings = DetectionSettings.from_settings(
                 values, draw=values['publish_annotated'])
-            self._tracker = StreamTracker(values['tracking'])  # without scipy: says so here
+            cameras = cameras_from_settings(values)
+            self._trackers = StreamTrackers(values['tracking'])  # without scipy: says so here
             warning = settings.worker_count_warning(values['workers'], factory.backend,
                                                     os.cpu_count() or 1)
             if warning:
@@ -125,35 +171,42 @@ class YoloNode(LifecycleNode):
             self.configure_error = str(error)
             self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
             return FAILURE
-        self._pipeline, self._values = pipeline, values
+        self._pipeline, self._values, self._cameras = pipeline, values, cameras
         self._hardware_id = f'{factory.backend}: {factory.model_path or "no model"}'
-        self._compressed = values['input_transport'] == 'compressed'
-        self._input_topic = 'image/compressed' if self._compressed else 'image'
-        self._detections_pub = self.create_lifecycle_publisher(
-            vision_msgs.msg.Detection2DArray, 'detections', output_qos(values))
-        self._annotated_pub = self.create_lifecycle_publisher(Image, 'image_annotated',
-                                                              output_qos(values))
+        for camera in cameras:
+            camera.detections_pub = self.create_lifecycle_publisher(
+                vision_msgs.msg.Detection2DArray, camera.detections_topic, output_qos(values))
+            camera.annotated_pub = self.create_lifecycle_publisher(
+                Image, camera.annotated_topic, output_qos(values))
         self._diagnostics.set_report_names(
-            ['pipeline'] + [f'worker {index}' for index in range(values['workers'])])
+            ['pipeline'] + [f'camera {name}' for name in self._camera_reports()]
+            + [f'worker {index}' for index in range(values['workers'])])
         self.get_logger().info(
             f'configured in {time.monotonic() - started:.1f} s: {values["workers"]} worker(s), '
-            f'{factory.describe()}, {len(factory.class_names())} classes')
+            f'{factory.describe()}, {len(factory.class_names())} classes'
+            + (f', {len(cameras)} cameras' if len(cameras) > 1 else ''))
         return SUCCESS
 
+    def _camera_reports(self) -> List[str]:
+        """Return the cameras with a /diagnostics status of their own (none for one topic)."""
+        return [camera.name for camera in self._cameras if camera.name != DEFAULT_STREAM]
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the input and make the outputs live."""
+        """Subscribe to each camera's input and make the outputs live."""
         values = self._values
-        self._gaps = StampGapDetector()
-        self._subscription = self.create_subscription(
-            CompressedImage if self._compressed else Image, self._input_topic,
-            self.image_callback, input_qos(values),
-            callback_group=MutuallyExclusiveCallbackGroup(),
-            event_callbacks=SubscriptionEventCallbacks(message_lost=self.message_lost_callback))
+        for camera in self._cameras:
+            camera.gaps = StampGapDetector()
+            camera.subscription = self.create_subscription(
+                CompressedImage if camera.compressed else Image, camera.topic,
+                functools.partial(self.image_callback, camera=camera), input_qos(values),
+                callback_group=MutuallyExclusiveCallbackGroup(),  # its own: see Threading
+                event_callbacks=SubscriptionEventCallbacks(
+                    message_lost=functools.partial(self.message_lost_callback, camera=camera)))
         self._active = True
+        inputs = ', '.join(self.resolve_topic_name(camera.topic) for camera in self._cameras)
         self.get_logger().info(
-            f'active: input {self.resolve_topic_name(self._input_topic)} '
-            f'({values["qos_reliability"]}, {values["qos_history"]}, depth '
-            f'{values["qos_depth"]})')
+            f'active: input {inputs} ({values["qos_reliability"]}, {values["qos_history"]}, '
+            f'depth {values["qos_depth"]})')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -168,11 +221,12 @@ class YoloNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop the workers, free the shared memory, drop the outputs."""
         self.close_pipeline()
-        for publisher in (getattr(self, '_detections_pub', None),
-                          getattr(self, '_annotated_pub', None)):
-            if publisher is not None:
-                self.destroy_lifecycle_publisher(publisher)
-        self._detections_pub = self._annotated_pub = None
+        for camera in self._cameras:
+            for publisher in (camera.detections_pub, camera.annotated_pub):
+                if publisher is not None:
+                    self.destroy_lifecycle_publisher(publisher)
+            camera.detections_pub = camera.annotated_pub = None
+        self._cameras = []
         self._diagnostics.set_report_names(['pipeline'])
         return SUCCESS
 
@@ -189,59 +243,69 @@ class YoloNode(LifecycleNode):
     def _stop_input(self) -> None:
         """Stop taking frames (idempotent)."""
         self._active = False
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            self.destroy_subscription(subscription)
+        for camera in self._cameras:
+            subscription, camera.subscription = camera.subscription, None
+            if subscription is not None:
+                self.destroy_subscription(subscription)
 
     # --------------------------------------------------------------------------- input
-    def image_callback(self, msg) -> None:
-        """Check one image message and submit it (blocks while every slot is busy)."""
+    def image_callback(self, msg, camera: Camera) -> None:
+        """Check one image message and submit it (blocks while its camera may take no slot)."""
         stamp = msg.header.stamp
-        missing = self._gaps.observe(stamp.sec * 1_000_000_000 + stamp.nanosec)
+        missing = camera.gaps.observe(stamp.sec * 1_000_000_000 + stamp.nanosec)
         if missing:
-            self._count_lost(missing, f'{missing} frame(s) missing in the input stamps, '
-                                      f'{LOST_HINT}')
+            self._count_lost(camera, missing, f'{missing} frame(s) missing in the input stamps, '
+                                              f'{LOST_HINT}')
         try:
-            if self._compressed:
+            if camera.compressed:
                 # Only the cheap checks here (format, signature, end marker): a worker decodes
                 # the bytes, so this callback, the one serial stage, does not.
                 check_compressed_image(msg)
                 self._pipeline.submit_encoded(msg.data, meta=msg.header,
-                                              settings=self._frame_settings(), timeout=None)
+                                              settings=self._frame_settings(camera),
+                                              timeout=None, stream=camera.name)
             else:
                 image = raw_image_to_bgr(
                     msg, lambda m: self._bridge.imgmsg_to_cv2(m, 'passthrough'))
-                self._pipeline.submit(image, meta=msg.header, settings=self._frame_settings(),
-                                      timeout=None)
+                self._pipeline.submit(image, meta=msg.header,
+                                      settings=self._frame_settings(camera), timeout=None,
+                                      stream=camera.name)
         except (ImageConversionError, CvBridgeError, cv2.error) as error:
-            self._problem('rejected', f'bad image: {error}')
-            self._pipeline.reject(f'bad image: {error}')
+            self._problem(camera, 'rejected', f'bad image: {error}')
+            self._pipeline.reject(f'bad image: {error}', camera.name)
         except (PipelineError, ValueError) as error:
             if self._active:
-                self._problem('rejected', f'not accepted by the pipeline: {error}')
-                self._pipeline.reject(f'not accepted by the pipeline: {error}')
+                self._problem(camera, 'rejected', f'not accepted by the pipeline: {error}')
+                self._pipeline.reject(f'not accepted by the pipeline: {error}', camera.name)
 
-    def _frame_settings(self) -> DetectionSettings:
-        """Return the settings for the next frame: the workers draw only for a listener."""
+    def _frame_settings(self, camera: Camera) -> DetectionSettings:
+        """Return the settings for a camera's next frame: the workers draw only for a listener."""
         settings = self._detection_settings
-        if settings.draw and self._annotated_pub.get_subscription_count() == 0:
-            return dataclasses.replace(settings, draw=False)
+        if settings.draw and camera.annotated_pub.get_subscription_count() == 0:
+            return replace(settings, draw=False)
         return settings
 
-    def message_lost_callback(self, info) -> None:
+    def message_lost_callback(self, info, camera: Camera) -> None:
         """Count frames the middleware reports lost on the way to us."""
-        self._count_lost(info.total_count_change,
+        self._count_lost(camera, info.total_count_change,
                          f'the middleware reported frames {LOST_HINT}')
 
-    def _count_lost(self, count: int, reason: str) -> None:
-        self._pipeline.count_lost(count, reason)
-        self._problem('lost', reason, count)
+    def _count_lost(self, camera: Camera, count: int, reason: str) -> None:
+        self._pipeline.count_lost(count, reason, camera.name)
+        self._problem(camera, 'lost', reason, count)
 
-    def _problem(self, kind: str, reason: str, count: int = 1) -> None:
-        """Log a problem the first time its reason occurs (then in summaries)."""
-        line = self._reasons.note(kind, reason, count)
+    def _problem(self, camera: Camera, kind: str, reason: str, count: int = 1) -> None:
+        """Log a camera's problem the first time its reason occurs (then in summaries)."""
+        line = camera.reasons.note(kind, reason, count)
         if line:
-            self.get_logger().warning(f'{self.resolve_topic_name(self._input_topic)}: {line}')
+            self.get_logger().warning(f'{self.resolve_topic_name(camera.topic)}: {line}')
+
+    def _log_summaries(self, logger, force: bool = False) -> None:
+        """Log each camera's summary of repeated problems, if one is due."""
+        for camera in self._cameras:
+            summary = camera.reasons.summary(force=force)
+            if summary:
+                logger.warning(f'{self.resolve_topic_name(camera.topic)}: {summary}')
 
     # -------------------------------------------------------------------------- output
     def on_frame(self, frame) -> None:
@@ -251,31 +315,39 @@ class YoloNode(LifecycleNode):
         Never raises: a raise would stop the pipeline. Failed and cancelled frames are counted
         by the pipeline and logged, never published as empty detections.
         """
+        camera = self._camera(frame.stream)  # every stream is one of the node's cameras
         try:
-            detections = self._tracker.observe(frame.status, frame.result)  # in frame order
+            # in its camera's frame order
+            detections = self._trackers.observe(frame.stream, frame.status, frame.result)
             if frame.status is FrameStatus.FAILED:
-                self._problem('failed', f'in worker {frame.worker}: {frame.error}')
+                self._problem(camera, 'failed', f'in worker {frame.worker}: {frame.error}')
             if frame.status is not FrameStatus.OK:
                 return
             if not self.context.ok():
-                self._pipeline.count_undelivered('ROS was shut down before it was published')
+                self._pipeline.count_undelivered('ROS was shut down before it was published',
+                                                 frame.stream)
                 return
-            self._detections_pub.publish(build_detection_array(
+            camera.detections_pub.publish(build_detection_array(
                 self._types, frame.meta, detections, self._values['class_id_format']))
             # Converting a 720p frame costs time on the release path: only for a listener.
             if frame.settings.draw:  # someone listened when it was accepted
                 draw_track_ids(frame.image, detections, frame.source_size)
                 draw_overlay(frame.image, [
-                    f'{self._pipeline.frame_rate():.1f} fps  frame {frame.frame_id}  '
+                    (f'{camera.name}  ' if camera.name else '')
+                    + f'{self._pipeline.frame_rate(frame.stream):.1f} fps  frame {frame.seq}  '
                     f'{len(detections)} detections',
                     f'worker {frame.worker} of {self._pipeline.config.workers}  '
                     f'{frame.latency_s * 1000.0:.0f} ms'])
-                self._annotated_pub.publish(
+                camera.annotated_pub.publish(
                     self._bridge.cv2_to_imgmsg(frame.image, 'bgr8', frame.meta))
         except Exception as error:  # a raise here would stop the whole pipeline
             reason = f'publishing failed: {type(error).__name__}: {error}'
-            self._pipeline.count_undelivered(reason)
-            self._problem('undelivered', reason + '\n' + traceback.format_exc())
+            self._pipeline.count_undelivered(reason, frame.stream)
+            self._problem(camera, 'undelivered', reason + '\n' + traceback.format_exc())
+
+    def _camera(self, name: str) -> Camera:
+        """Return the camera of a stream (a short list: looked through)."""
+        return next(camera for camera in self._cameras if camera.name == name)
 
     def health_reports(self) -> List[Report]:
         """Return the /diagnostics reports now (1 Hz); exit when the workers are gone."""
@@ -283,12 +355,10 @@ class YoloNode(LifecycleNode):
             return [Report('pipeline', Level.OK, 'unconfigured: waiting to be configured')]
         running = self._pipeline.running
         stats = self._pipeline.stats()
-        reports = self._health.reports(stats, running)
+        reports = self._health.reports(stats, running, self._camera_reports())
         if not self._active and running:
             reports[0].message = f'inactive (not subscribed); {reports[0].message}'
-        summary = self._reasons.summary()
-        if summary:
-            self.get_logger().warning(summary)
+        self._log_summaries(self.get_logger())
         if not running and self._active and not self.fatal_error:
             # Out of workers (each died, restarts used up): exit non-zero so that a launch
             # file's respawn or a supervisor can start a fresh node.
@@ -304,8 +374,8 @@ class YoloNode(LifecycleNode):
         """Apply threshold / class filter / annotation changes; refuse bad ones with why."""
         try:
             values = setting_values(self, parameters)
-            if self._tracker is not None:
-                self._tracker.enabled = values['tracking']  # on: new tracks from now
+            if self._trackers is not None:
+                self._trackers.enabled = values['tracking']  # on: new tracks from now
         except (ValueError, ImportError) as error:
             return SetParametersResult(successful=False, reason=str(error))
         detection = DetectionSettings.from_settings(values, draw=values['publish_annotated'])
@@ -320,18 +390,33 @@ class YoloNode(LifecycleNode):
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is None:
             return
-        counters = pipeline.close(drain=pipeline.running, timeout=DRAIN_TIMEOUT_S).counters
-        summary = self._reasons.summary(force=True)
+        stats = pipeline.close(drain=pipeline.running, timeout=DRAIN_TIMEOUT_S)
         # After ROS shut down, the node's logger would fail to reach /rosout; a child logger
         # only prints.
         logger = (self.get_logger() if self.context.ok()
                   else rclpy.logging.get_logger(self.get_logger().name + '.shutdown'))
-        if summary:
-            logger.warning(summary)
-        logger.info(f'pipeline closed: {counters.accepted} accepted, {counters.ok} processed, '
-                    f'{counters.failed} failed, {counters.cancelled} cancelled, '
-                    f'{counters.rejected} rejected, {counters.lost} lost upstream, '
-                    f'{counters.undelivered} undelivered')
+        self._log_summaries(logger, force=True)
+        per_camera = [(f'{name}: ', stats.streams[name].counters)
+                      for name in self._camera_reports() if name in stats.streams]
+        for prefix, counters in [('', stats.counters)] + per_camera:
+            logger.info(f'pipeline closed: {prefix}{counters.accepted} accepted, '
+                        f'{counters.ok} processed, {counters.failed} failed, '
+                        f'{counters.cancelled} cancelled, {counters.rejected} rejected, '
+                        f'{counters.lost} lost upstream, {counters.undelivered} undelivered')
+
+    def executor_threads(self) -> int:
+        """
+        Return the executor threads the node needs: one per camera, one for the rest.
+
+        A camera's callback may block in backpressure; with a thread for each, no camera waits
+        for another, and diagnostics, parameters and lifecycle services keep one of their own.
+        """
+        try:
+            topics = settings.check('image_topics', plain_value(
+                settings.BY_NAME['image_topics'], self.get_parameter('image_topics').value))
+        except ValueError:
+            topics = []  # configure refuses it with the reason
+        return max(1, len(topics)) + 1
 
     def destroy_node(self) -> None:
         """Close the pipeline, then destroy the node."""
@@ -345,11 +430,12 @@ def main(args=None):
     rclpy.init(args=args)
     node = None
     exit_code = 0
-    # Two threads: the image callback may block in submit (backpressure) while diagnostics,
-    # parameters and lifecycle services go on in the other callback group.
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = None
     try:
         node = YoloNode()
+        # A thread per camera, whose image callback may block in submit (backpressure), and
+        # one for diagnostics, parameters and lifecycle services (the default group).
+        executor = MultiThreadedExecutor(num_threads=node.executor_threads())
         executor.add_node(node)
         if node.autostart:
             if node.trigger_configure() != SUCCESS:
@@ -368,8 +454,9 @@ def main(args=None):
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, signal.SIG_IGN)
         if node is not None:
-            node.close_pipeline()  # first: wakes an image callback blocked in submit
-        executor.shutdown()
+            node.close_pipeline()  # first: wakes the image callbacks blocked in submit
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -58,13 +58,13 @@ most ``d`` detections a frame. Removed tracks leave nothing behind but the id co
 
 from dataclasses import dataclass, replace
 import threading
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from rk_yolo_ros.core.frame_processing import Detections, FrameStatus, NO_TRACK_ID
 
-__all__ = ['MultiObjectTracker', 'StreamTracker', 'TrackerSettings']
+__all__ = ['MultiObjectTracker', 'StreamTracker', 'StreamTrackers', 'TrackerSettings']
 
 # rows of a track's Kalman state (5, 4): per coordinate (centre x, centre y, width, height) its
 # value, its change per frame, and the covariance blocks position-position, -velocity and
@@ -385,6 +385,48 @@ class StreamTracker:
             self._tracker.update(None)
             return detections
         return self._tracker.update(detections)
+
+
+class StreamTrackers:
+    """
+    One ``StreamTracker`` per stream (camera) of a pipeline, switched on and off together.
+
+    A stream's tracker is made on its first frame and sees that stream alone, in its order, so
+    the tracks of one camera never take the boxes of another. ``observe`` runs where frames
+    are released (one thread); ``enabled`` may change from any thread.
+    """
+
+    def __init__(self, enabled: bool = False, settings: Optional[TrackerSettings] = None):
+        """Start switched on or off; switched on, raise ImportError now if scipy is missing."""
+        self._settings = settings
+        self._trackers: Dict[str, StreamTracker] = {}
+        self._enabled = False
+        self._lock = threading.Lock()
+        self.enabled = enabled
+
+    @property
+    def enabled(self) -> bool:
+        """Return whether frames are tracked."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        """Switch every stream's tracking on (new tracks from the next frame) or off."""
+        with self._lock:
+            if value:
+                _linear_sum_assignment()  # raises without scipy, before anything changes
+            for tracker in self._trackers.values():
+                tracker.enabled = value
+            self._enabled = bool(value)
+
+    def observe(self, stream: str, status: FrameStatus, detections: Optional[Detections]
+                ) -> Optional[Detections]:
+        """Return a frame's detections, with its stream's track ids when tracking is on."""
+        with self._lock:
+            tracker = self._trackers.get(stream)
+            if tracker is None:
+                tracker = self._trackers[stream] = StreamTracker(self._enabled, self._settings)
+        return tracker.observe(status, detections)
 
 
 def _noise_scale(boxes: np.ndarray) -> np.ndarray:
