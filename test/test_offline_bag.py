@@ -21,8 +21,8 @@ import subprocess
 import sys
 
 from module_checks import requires
-from offline_helpers import (BAG_DELAY_NS, FAST_RUN, header_ns, read_bag, read_jsonl,
-                             stamp_of, write_image_bag)
+from offline_helpers import (BAG_DELAY_NS, count_video_frames, FAST_RUN, header_ns, read_bag,
+                             read_jsonl, stamp_of, write_image_bag)
 import pytest
 
 from rk_yolo_ros import cli
@@ -33,13 +33,16 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 COUNT = 12
 
 
-def check_output_bag(path, base_topic, count=COUNT, missing=(), output_height=96):
+def check_output_bag(path, base_topic, count=COUNT, missing=(), output_height=96,
+                     other_bases=()):
     """Check one Detection2DArray + one annotated Image per good input frame, stamps kept."""
     messages = read_bag(path)
     types = messages.pop('__types__')
     detections_topic, image_topic = f'{base_topic}/detections', f'{base_topic}/annotated'
-    assert types == {detections_topic: 'vision_msgs/msg/Detection2DArray',
-                     image_topic: 'sensor_msgs/msg/Image'}
+    expected_types = {f'{base}/{kind}': message_type for base in (base_topic,) + other_bases
+                      for kind, message_type in (('detections', 'vision_msgs/msg/Detection2DArray'),
+                                                 ('annotated', 'sensor_msgs/msg/Image'))}
+    assert types == expected_types
     expected = [i for i in range(count) if i not in missing]
     for topic in (detections_topic, image_topic):
         stamps = [header_ns(message) for _, message in messages[topic]]
@@ -162,14 +165,82 @@ def test_bag_without_image_topic_is_refused(tmp_path, capsys):
 
 
 def test_bag_topic_choice_errors(tmp_path, capsys):
-    """Two image topics need --topic; a wrong or non-image topic is named in the error."""
+    """
+    Two image topics of one camera cannot share their outputs; wrong topics are named.
+
+    /cam/image_raw and /cam/image_raw/compressed would both write /cam/image_raw/detections:
+    one camera twice, so --topic must pick one. Without outputs that clash both are read.
+    """
     bag = write_image_bag(tmp_path / 'in_bag', 3)
-    assert cli.main(['run', str(bag)] + FAST_RUN) == 2
-    assert 'several image topics' in capsys.readouterr().err
+    out = tmp_path / 'out_bag'
+    assert cli.main(['run', str(bag), '--bag', str(out)] + FAST_RUN) == 2
+    assert ('image topics /cam/image_raw and /cam/image_raw/compressed would share their '
+            'outputs (/cam/image_raw/detections)') in capsys.readouterr().err
+    assert not out.exists()
+    assert cli.main(['run', str(bag), '--jsonl', str(tmp_path / 'd.jsonl')] + FAST_RUN) == 0
+    assert '6 read, 6 processed' in capsys.readouterr().out
     assert cli.main(['run', str(bag), '--topic', '/nope'] + FAST_RUN) == 2
     assert "has no topic '/nope'" in capsys.readouterr().err
     assert cli.main(['run', str(bag), '--topic', '/status'] + FAST_RUN) == 2
     assert 'carries std_msgs/msg/String' in capsys.readouterr().err
+
+
+def test_a_bag_of_several_cameras_is_read_whole_in_one_run(tmp_path, capsys):
+    """
+    Two cameras (raw and compressed) in one bag: each gets its own outputs, in its order.
+
+    Every frame of each topic is in that topic's output bag topics, its JSON lines and its
+    own video; a frame broken on both cameras fails on both, in its place in each.
+    """
+    bag = write_image_bag(tmp_path / 'in_bag', COUNT, raw_topic='/left/image_raw',
+                          compressed_topic='/right/image_raw/compressed', broken=(5,))
+    out, jsonl, video = tmp_path / 'out_bag', tmp_path / 'd.jsonl', tmp_path / 'cams.mp4'
+    summary_path = tmp_path / 's.json'
+    code = cli.main(['run', str(bag), '--bag', str(out), '--jsonl', str(jsonl), '--video',
+                     str(video), '--summary-json', str(summary_path), '--track'] + FAST_RUN)
+    assert code == 3  # done, one frame of each camera failed
+    text = capsys.readouterr().out
+    assert f'{2 * COUNT} read, {2 * COUNT - 2} processed, 2 failed' in text
+    assert f'topic:      /left/image_raw: {COUNT} read, {COUNT - 1} processed, 1 failed' in text
+    check_output_bag(out, '/left/image_raw', missing=(5,), other_bases=('/right/image_raw',))
+    check_output_bag(out, '/right/image_raw', missing=(5,), other_bases=('/left/image_raw',))
+    records = read_jsonl(jsonl)
+    for topic in ('/left/image_raw', '/right/image_raw/compressed'):
+        mine = [r for r in records if r['topic'] == topic]
+        assert [r['stamp']['nanosec'] + 10**9 * r['stamp']['sec'] for r in mine] == \
+            [stamp_of(i) for i in range(COUNT)], topic
+        assert [r['status'] for r in mine] == ['failed' if i == 5 else 'ok'
+                                               for i in range(COUNT)]
+        # tracked (each camera by its own tracker: test_tracking, test_node_cameras)
+        assert all('track_id' in d for r in mine if r['status'] == 'ok'
+                   for d in r['detections'])
+    assert any(d['track_id'] for r in records for d in r.get('detections', []))
+    assert count_video_frames(tmp_path / 'cams_left.mp4')[0] == COUNT - 1
+    assert count_video_frames(tmp_path / 'cams_right.mp4')[0] == COUNT - 1
+    assert not video.exists()
+    summary = json.loads(summary_path.read_text())
+    assert summary['topics'] == {
+        '/left/image_raw': {'frames_read': COUNT, 'processed': COUNT - 1, 'failed': 1,
+                            'cancelled': 0},
+        '/right/image_raw/compressed': {'frames_read': COUNT, 'processed': COUNT - 1,
+                                        'failed': 1, 'cancelled': 0}}
+    assert sorted(o['kind'] for o in summary['outputs']) == ['bag', 'jsonl', 'video', 'video']
+
+
+def test_topics_are_picked_by_repeating_topic(tmp_path, capsys):
+    """--topic twice picks two cameras; one name for the outputs of several is refused."""
+    bag = write_image_bag(tmp_path / 'in_bag', 4, raw_topic='/left/image_raw',
+                          compressed_topic='/right/image_raw/compressed')
+    out = tmp_path / 'out_bag'
+    common = ['run', str(bag), '--topic', '/right/image_raw/compressed', '--topic',
+              '/left/image_raw', '--bag', str(out)] + FAST_RUN
+    assert cli.main(common + ['--det-topic', '/all/detections']) == 2
+    assert ('--det-topic /all/detections names one topic, but the bag gives 2 image topics'
+            in capsys.readouterr().err)
+    assert cli.main(common + ['--image-topic', 'none']) == 0
+    types = read_bag(out)['__types__']
+    assert types == {'/right/image_raw/detections': 'vision_msgs/msg/Detection2DArray',
+                     '/left/image_raw/detections': 'vision_msgs/msg/Detection2DArray'}
 
 
 def test_corrupt_bag_is_refused(tmp_path, capsys):

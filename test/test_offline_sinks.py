@@ -41,7 +41,7 @@ def counts_before_close(tmp_path, monkeypatch, commit_seconds):
 
     monkeypatch.setattr(sinks, 'BAG_COMMIT_SECONDS', commit_seconds)
     path = tmp_path / 'out'
-    sink = sinks.BagSink(path, '/detections', '/annotated')
+    sink = sinks.BagSink(path, {'': sinks.OutputTopics('/detections', '/annotated')})
     sink.create()
     try:
         for index in range(FRAMES):

@@ -20,8 +20,9 @@ import cv2
 from module_checks import requires
 import numpy as np
 from offline_helpers import frame_pixels, stamp_of, write_image_bag, write_video
+import pytest
 
-from rk_yolo_ros.offline.sources import BagSource, ImageFolderSource, VideoSource
+from rk_yolo_ros.offline.sources import BagSource, ImageFolderSource, SourceError, VideoSource
 
 PICKED = {2, 5, 9}
 
@@ -127,3 +128,27 @@ def test_bag_selection_deserializes_only_the_picked_messages(tmp_path, monkeypat
     assert [item.image is None for item in items] == [False, True, False]
     assert 'truncated image data' in items[1].error
     assert np.array_equal(items[2].image, frame_pixels(9))
+
+
+@requires('rosbags', extra='bag')
+def test_a_bag_gives_several_image_topics_in_bag_order(tmp_path):
+    """All image topics (or those named), in bag order, each frame naming its topic."""
+    bag = write_image_bag(tmp_path / 'bag', count=4, raw_topic='/left/image_raw',
+                          compressed_topic='/right/image_raw/compressed')
+    with pytest.raises(SourceError, match='several image topics'):
+        BagSource(bag)
+    with BagSource(bag, all_image_topics=True) as source:
+        assert source.topics == ['/left/image_raw', '/right/image_raw/compressed']
+        assert source.total == 8 and set(source.topic_fps) == set(source.topics)
+        assert source.topic_fps['/left/image_raw'] == pytest.approx(20.0, rel=0.01)
+        items = list(source.encoded_frames())
+    assert [item.meta.index for item in items] == list(range(8))
+    assert [item.meta.stamp_ns for item in items] == [stamp_of(i // 2) for i in range(8)]
+    assert {item.meta.topic for item in items[0::2]} | {item.meta.topic for item in items[1::2]} \
+        == {'/left/image_raw', '/right/image_raw/compressed'}
+    for item in items:
+        compressed = item.meta.topic.endswith('/compressed')
+        assert (item.encoded is not None) == compressed and (item.image is not None) != compressed
+    with BagSource(bag, ['/right/image_raw/compressed']) as source:
+        assert source.topics == ['/right/image_raw/compressed']
+        assert {item.meta.topic for item in source.frames()} == {'/right/image_raw/compressed'}

@@ -17,7 +17,10 @@ Run the no-skip pipeline over an offline source and write every frame's outcome,
 
 Source frames go into the pipeline; frames the source cannot decode go in as failed
 (``FramePipeline.submit_failed``), so the pipeline releases one record per source frame,
-strictly in source order, and its counters account for all of them. The run always ends in a
+strictly in source order, and its counters account for all of them. A bag read with several
+image topics (cameras) gives each topic a stream of its own: each topic's records come strictly
+in its order, and the topics' records interleave as they are released (the summary counts
+every topic on its own too). The run always ends in a
 ``RunSummary`` that accounts for every frame read (processed, failed, cancelled; skipped is 0 by
 construction and checked) and says what each output holds, and it always closes its outputs,
 also on an output error, a source error or a stop signal, so what was processed until then is
@@ -39,16 +42,18 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from rk_yolo_ros.core import settings as settings_table
 from rk_yolo_ros.core.counters import CounterSnapshot, reason_key
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FailureStage, FrameStatus
 from rk_yolo_ros.core.pipeline import (BackpressureTimeout, CompletedFrame, FramePipeline,
-                                       PipelineConfig, PipelineError, WorkerStartError)
+                                       PipelineConfig, PipelineError, PipelineStats,
+                                       WorkerStartError)
 from rk_yolo_ros.offline.progress import ProgressBar
 from rk_yolo_ros.offline.sinks import FrameRecord, input_fields, ResultSink, SinkError
 from rk_yolo_ros.offline.sources import FrameSource, SourceError, SourceFrame
 from rk_yolo_ros.offline.stop_signals import exit_code_for, signal_name, StopSignals
 from rk_yolo_ros.yolo.drawing import draw_overlay, draw_track_ids
-from rk_yolo_ros.yolo.tracking import StreamTracker
+from rk_yolo_ros.yolo.tracking import StreamTrackers
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # stopped by an error (output, source, workers)
@@ -95,6 +100,8 @@ class RunSummary:
     latency_p50_ms: float = 0.0
     latency_p99_ms: float = 0.0
     workers: List[Dict[str, Any]] = field(default_factory=list)
+    # with several image topics: each topic's frames read, processed, failed, cancelled
+    topics: Dict[str, Dict[str, int]] = field(default_factory=dict)
     outputs: List[Dict[str, Any]] = field(default_factory=list)  # ResultSink.report() each
     stopped_by: str = ''  # '' (ran to the end), 'max-frames', 'interrupted', 'error'
     signal: str = ''  # the stop signal that ended the run ('Ctrl-C', 'SIGTERM', 'SIGHUP')
@@ -210,13 +217,13 @@ class OfflineRun:
                  max_frames: Optional[int] = None, drain_timeout_s: float = 30.0,
                  logger: Optional[logging.Logger] = None,
                  signals: Optional[StopSignals] = None,
-                 tracker: Optional[StreamTracker] = None):
+                 trackers: Optional[StreamTrackers] = None):
         """
         Keep the parts; ``run`` does the work.
 
         ``signals`` are the command's stop signals; without them the run catches SIGINT,
-        SIGTERM and SIGHUP itself while it runs (in the main thread). ``tracker`` (on or off)
-        sees every frame in order and gives the records their track ids.
+        SIGTERM and SIGHUP itself while it runs (in the main thread). ``trackers`` (on or off)
+        see every frame of each stream in order and give the records their track ids.
         """
         if max_frames is not None and max_frames < 1:
             raise ValueError(f'max_frames must be >= 1, got {max_frames}')
@@ -230,12 +237,13 @@ class OfflineRun:
         self.drain_timeout_s = drain_timeout_s
         self.log = logger or logging.getLogger('rk_yolo_ros.offline')
         self.signals = signals or StopSignals()
-        self.tracker = tracker or StreamTracker(False)
+        self.trackers = trackers or StreamTrackers(False)
+        self.several = len(source.topics) > 1  # several cameras: one stream per bag topic
         self.summary = RunSummary(source=source.description)
         self._stop = threading.Event()  # an output failed: stop reading
         self._writer = _SinkWriter(self.sinks, self._sink_failed)
         self._outputs = _Outputs(self._writer, self.summary, progress)
-        self._counters: Optional[CounterSnapshot] = None  # the pipeline's, once it closed
+        self._stats: Optional[PipelineStats] = None  # the pipeline's, once it closed
 
     def _sink_failed(self, error: SinkError) -> None:
         """Stop reading after an output error (called from the releasing thread)."""
@@ -244,7 +252,7 @@ class OfflineRun:
 
     def _on_frame(self, frame: CompletedFrame) -> None:
         """Pipeline callback (collector thread, frame order): turn the frame into a record."""
-        detections = self.tracker.observe(frame.status, frame.result)  # frame order
+        detections = self.trackers.observe(frame.stream, frame.status, frame.result)
         # the image is a view of a shared-memory slot, reused once this callback returns
         image = None
         if frame.status is FrameStatus.OK and self.settings.draw:  # else no output shows it
@@ -252,8 +260,9 @@ class OfflineRun:
             draw_track_ids(image, detections, frame.source_size)
             # the input's own frame number on every frame makes the no-skip guarantee
             # visible in the video (a failed frame shows as a gap in the numbers)
+            camera = f'{settings_table.camera_name(frame.stream)}  ' if self.several else ''
             draw_overlay(image, [
-                f'frame {frame.meta.index}  skipped 0',
+                f'{camera}frame {frame.meta.index}  skipped 0',
                 f'worker {frame.worker} of {self.config.workers}  '
                 f'{frame.latency_s * 1000.0:.0f} ms'])
         self._outputs.emit(FrameRecord(frame.meta, frame.status, detections, image,
@@ -317,7 +326,7 @@ class OfflineRun:
             if self._stopping():
                 return
             if item.image is None and item.encoded is None:
-                pipeline.submit_failed(item.meta, item.error)
+                pipeline.submit_failed(item.meta, item.error, stream=item.meta.topic)
             elif not self._submit(pipeline, item):
                 return
             read += 1
@@ -329,12 +338,14 @@ class OfflineRun:
         """Submit one frame, waiting for a free slot; False if a stop came first."""
         while not self._stopping():
             try:
+                # a bag topic is the frame's stream ('' for other sources): its own order
                 if item.encoded is not None:  # compressed: a worker decodes it
                     pipeline.submit_encoded(item.encoded, meta=item.meta,
-                                            settings=self.settings, timeout=SUBMIT_POLL_S)
+                                            settings=self.settings, timeout=SUBMIT_POLL_S,
+                                            stream=item.meta.topic)
                 else:
                     pipeline.submit(item.image, meta=item.meta, settings=self.settings,
-                                    timeout=SUBMIT_POLL_S)
+                                    timeout=SUBMIT_POLL_S, stream=item.meta.topic)
                 return True
             except BackpressureTimeout:
                 continue  # every slot busy: look for a stop signal, then wait again
@@ -379,7 +390,7 @@ class OfflineRun:
                  'frames_done': w.frames_done, 'frames_failed': w.frames_failed,
                  'restarts': w.restarts} for w in pipeline.stats().workers]
             # anything still in flight is released as cancelled
-            self._counters = pipeline.close(drain=False).counters
+            self._stats = pipeline.close(drain=False)
         finally:
             self._close_sinks()
 
@@ -399,7 +410,8 @@ class OfflineRun:
 
     def _finish(self, started: float) -> None:
         """Fill in the counts, timings and the skip check from the counters; pick the exit code."""
-        summary, counters = self.summary, self._counters
+        summary = self.summary
+        counters = self._stats.counters if self._stats is not None else None
         if counters is not None:
             summary.frames_read = counters.accepted
             summary.processed, summary.failed = counters.ok, counters.failed
@@ -409,6 +421,12 @@ class OfflineRun:
                                        if key.startswith('failed: ')}
             summary.latency_p50_ms = counters.latency_p50_ms
             summary.latency_p99_ms = counters.latency_p99_ms
+            if self.several:
+                summary.topics = {
+                    topic: {'frames_read': stream.counters.accepted,
+                            'processed': stream.counters.ok, 'failed': stream.counters.failed,
+                            'cancelled': stream.counters.cancelled}
+                    for topic, stream in self._stats.streams.items()}
         end = self._outputs.last_release or time.monotonic()
         summary.elapsed_s = max(0.0, end - started)
         if summary.elapsed_s > 0:
@@ -456,6 +474,10 @@ def format_summary(summary: RunSummary) -> str:
                          + (f'summary.json lists all {kept}' if not summary.failures_omitted
                             else f'summary.json lists the first {kept}')
                          + '; the JSON lines output has every one)')
+    for topic, counts in summary.topics.items():
+        lines.append(f'topic:      {topic}: {counts["frames_read"]} read, '
+                     f'{counts["processed"]} processed, {counts["failed"]} failed, '
+                     f'{counts["cancelled"]} cancelled')
     lines.append(f'speed:      {summary.fps:.1f} fps over {summary.elapsed_s:.1f} s; latency '
                  f'p50 {summary.latency_p50_ms:.0f} ms, p99 {summary.latency_p99_ms:.0f} ms')
     if summary.workers:

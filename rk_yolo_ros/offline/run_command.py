@@ -18,6 +18,8 @@
 ``rk-yolo run SOURCE`` takes the node's settings as flags (from the settings table) and writes
 any combination of an annotated video, an output rosbag2 (Detection2DArray + annotated Image
 with the input stamps) and JSON lines, then prints a summary that accounts for every frame.
+A bag with several image topics (cameras) is read whole in one run: each topic is a stream of
+the one pipeline, in its own order, with its own output topics and annotated video.
 
 Everything that can be checked before work is checked first, and nothing is created on disk
 until all of it passed: the options, the output paths and the video encoder, the model's input
@@ -34,7 +36,7 @@ import logging
 import os
 import pathlib
 import sys
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from rk_yolo_ros.core import settings
 from rk_yolo_ros.core.frame_processing import DetectionSettings
@@ -44,11 +46,12 @@ from rk_yolo_ros.offline.run import (concise_error, EXIT_ERROR, EXIT_USAGE, form
                                      OfflineRun, RunSummary)
 from rk_yolo_ros.offline.sinks import (BAG_STORAGES, BagSink, check_bag_path,
                                        check_output_dir, check_output_file,
-                                       check_video_encoder, JsonLinesSink, SinkError, VideoSink)
+                                       check_video_encoder, JsonLinesSink, OutputTopics,
+                                       SinkError, VideoSink)
 from rk_yolo_ros.offline.sources import (BagSource, check_fps, DEFAULT_FPS, FrameSource,
                                          open_source, SourceError)
 from rk_yolo_ros.offline.stop_signals import exit_code_for, Interrupted, StopSignals
-from rk_yolo_ros.yolo.tracking import StreamTracker
+from rk_yolo_ros.yolo.tracking import StreamTrackers
 
 PROG = 'rk-yolo'
 DEFAULT_BASE_TOPIC = '/image'  # the input topic name given to non-bag sources
@@ -125,8 +128,9 @@ def add_run_command(subparsers) -> None:
         'or reported as failed, in order.')
     run.add_argument('source', help='video file, camera index, folder of images, or rosbag2 '
                      '(folder, .db3 or .mcap)')
-    run.add_argument('--topic', help='bag image topic (Image or CompressedImage); default: '
-                     "the bag's only image topic")
+    run.add_argument('--topic', action='append',
+                     help='bag image topic (Image or CompressedImage); repeat it for several '
+                     "cameras; default: every image topic of the bag, each with its own outputs")
     add_setting_flags(run.add_argument_group("detector (the node's parameters)"))
     outputs = run.add_argument_group('outputs (any combination)')
     outputs.add_argument('--output-dir', '-o', type=pathlib.Path,
@@ -205,17 +209,55 @@ def _detector_factory(values: Dict[str, Any]):
         raise UsageError(f'{type(error).__name__}: {error}') from None
 
 
-def _topics(args, source) -> Tuple[str, Optional[str]]:
-    base = source.topic if isinstance(source, BagSource) else DEFAULT_BASE_TOPIC
-    base = base.rstrip('/')
-    if isinstance(source, BagSource) and source.msgtype == 'sensor_msgs/msg/CompressedImage' \
-            and base.endswith('/compressed'):
-        # image_transport's suffix: the outputs (raw Images and detections) sit beside the
-        # raw topic, /camera/image_raw/detections, not under /camera/image_raw/compressed/
+def _output_base(topic: str, msgtype: str) -> str:
+    """Return where a bag topic's outputs go: the topic, less image_transport's /compressed."""
+    base = topic.rstrip('/')
+    if msgtype == 'sensor_msgs/msg/CompressedImage' and base.endswith('/compressed'):
+        # the outputs (raw Images and detections) sit beside the raw topic,
+        # /camera/image_raw/detections, not under /camera/image_raw/compressed/
         base = base[:-len('/compressed')]
-    det_topic = args.det_topic or f'{base}/detections'
-    image_topic = args.image_topic or f'{base}/annotated'
-    return det_topic, (None if image_topic == 'none' else image_topic)
+    return base
+
+
+def _topics(args, source) -> Dict[str, OutputTopics]:
+    """
+    Return the output topics of each input stream: its bag topic, or '' for other sources.
+
+    Raise UsageError where --det-topic or --image-topic would name one topic for several
+    cameras, or two input topics would share their outputs.
+    """
+    if isinstance(source, BagSource):
+        inputs = {topic: _output_base(topic, source.msgtypes[topic]) for topic in source.topics}
+    else:
+        inputs = {'': DEFAULT_BASE_TOPIC}
+    if len(inputs) > 1:
+        for flag, value in (('--det-topic', args.det_topic), ('--image-topic', args.image_topic)):
+            if value and value != 'none':
+                raise UsageError(f'{flag} {value} names one topic, but the bag gives '
+                                 f'{len(inputs)} image topics ({", ".join(inputs)}), each with '
+                                 'outputs of its own; leave it out or pick one with --topic')
+    seen: Dict[str, str] = {}
+    for topic, base in inputs.items():
+        if base in seen:
+            raise UsageError(f'image topics {seen[base]} and {topic} would share their outputs '
+                             f'({base}/detections): they are one camera twice; pick one with '
+                             '--topic')
+        seen[base] = topic
+    outputs = {}
+    for topic, base in inputs.items():
+        image_topic = args.image_topic or f'{base}/annotated'
+        outputs[topic] = OutputTopics(args.det_topic or f'{base}/detections',
+                                      None if image_topic == 'none' else image_topic)
+    return outputs
+
+
+def _video_paths(args, path: pathlib.Path, source) -> Dict[str, pathlib.Path]:
+    """Return the video of each stream: the one path, or with several cameras one per camera."""
+    if len(source.topics) <= 1:
+        return {source.topics[0] if source.topics else '': path}
+    return {topic: path.with_name(f'{path.stem}_{settings.camera_name(topic).replace("/", "_")}'
+                                  f'{path.suffix}')
+            for topic in source.topics}
 
 
 def _make_sinks(args, paths, source) -> list:
@@ -225,12 +267,14 @@ def _make_sinks(args, paths, source) -> list:
     if paths['jsonl'] is not None:
         sinks.append(JsonLinesSink(paths['jsonl']))
     if paths['bag'] is not None:
-        det_topic, image_topic = _topics(args, source)
-        sinks.append(BagSink(paths['bag'], det_topic, image_topic, args.bag_storage,
+        sinks.append(BagSink(paths['bag'], _topics(args, source), args.bag_storage,
                              args.overwrite, args.class_id_format))
     if paths['video'] is not None:
-        fps = args.fps if args.fps is not None else (source.fps or DEFAULT_FPS)
-        sinks.append(VideoSink(paths['video'], fps, args.fourcc))
+        several = len(source.topics) > 1
+        for stream, path in _video_paths(args, paths['video'], source).items():
+            fps = args.fps or getattr(source, 'topic_fps', {}).get(stream) or source.fps \
+                or DEFAULT_FPS
+            sinks.append(VideoSink(path, fps, args.fourcc, stream if several else None))
     return sinks
 
 
@@ -253,14 +297,34 @@ def _check_everything(args) -> _Checked:
     _check_outputs(args, paths)
     factory = _detector_factory(values)
     try:
-        StreamTracker(values['tracking'])  # without scipy --track is refused here, before work
+        StreamTrackers(values['tracking'])  # without scipy --track is refused here, before work
     except ImportError as error:
         raise UsageError(f'--track: {error}') from None
     warning = settings.worker_count_warning(config.workers, factory.backend, os.cpu_count() or 1)
     if warning:
         print(f'{PROG}: warning: {warning}', file=sys.stderr)
-    source = open_source(args.source, topic=args.topic, fps=args.fps, frame_id=args.frame_id)
+    source = open_source(args.source, topic=args.topic, fps=args.fps, frame_id=args.frame_id,
+                         all_image_topics=True)
+    try:
+        _check_streams(args, paths, source)
+    except BaseException:
+        source.close()
+        raise
     return _Checked(values, config, paths, factory, source)
+
+
+def _check_streams(args, paths, source) -> None:
+    """Check what depends on the source's cameras: output topics, a video per camera."""
+    if paths['bag'] is not None or paths['video'] is not None:
+        _topics(args, source)
+    if paths['video'] is not None and len(source.topics) > 1:
+        videos: List[pathlib.Path] = list(_video_paths(args, paths['video'], source).values())
+        taken = {os.path.abspath(path) for name, path in paths.items()
+                 if path is not None and name != 'video'}
+        for path in videos:
+            if os.path.abspath(path) in taken:
+                raise SinkError(f'{path} (the video of one camera) is given for another output')
+            check_output_file(path, 'video', args.output_dir)
 
 
 def run_command(args) -> int:
@@ -292,8 +356,8 @@ def _run_checked(args, checked: _Checked, signals: StopSignals) -> Optional[RunS
         _fail(EXIT_USAGE, error)
         return None
     # Drawing costs worker time: skip it when no output shows the annotated frames.
-    wants_images = paths['video'] is not None or (paths['bag'] is not None and
-                                                  _topics(args, source)[1] is not None)
+    wants_images = paths['video'] is not None or (paths['bag'] is not None and any(
+        topics.annotated is not None for topics in _topics(args, source).values()))
     detection = DetectionSettings.from_settings(checked.values, draw=wants_images)
     total = source.total
     if args.max_frames is not None:
@@ -304,7 +368,7 @@ def _run_checked(args, checked: _Checked, signals: StopSignals) -> Optional[RunS
          f'worker(s), {checked.factory.describe()}')
     run = OfflineRun(source, checked.factory, checked.config, detection, sinks,
                      progress=progress, max_frames=args.max_frames, signals=signals,
-                     tracker=StreamTracker(checked.values['tracking']))
+                     trackers=StreamTrackers(checked.values['tracking']))
     with _log_through(progress, args.verbose):
         return run.run()
 

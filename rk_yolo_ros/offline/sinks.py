@@ -34,7 +34,7 @@ import pathlib
 import shutil
 import tempfile
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -52,6 +52,13 @@ BAG_COMMIT_SECONDS = 2.0
 
 class SinkError(RuntimeError):
     """An output cannot be created or written."""
+
+
+class OutputTopics(NamedTuple):
+    """The topics of one input stream's outputs in a bag."""
+
+    detections: str
+    annotated: Optional[str] = None  # None: no annotated images
 
 
 @dataclass
@@ -244,14 +251,17 @@ class VideoSink(ResultSink):
     Annotated frames of processed frames into a video file (mp4v in .mp4 by default).
 
     A video has one frame size: the first frame's. Frames of another size (an image folder
-    of mixed sizes) are scaled to fit inside it with their aspect ratio kept, on black.
+    of mixed sizes) are scaled to fit inside it with their aspect ratio kept, on black. With
+    ``topic`` it shows the frames of that bag topic (one camera of several) alone.
     """
 
     name = 'video'
 
-    def __init__(self, path: pathlib.Path, fps: float, fourcc: str = 'mp4v'):
+    def __init__(self, path: pathlib.Path, fps: float, fourcc: str = 'mp4v',
+                 topic: Optional[str] = None):
         """Check the folder; the writer opens on the first frame, when its size is known."""
         super().__init__(path)
+        self.topic = topic
         if len(fourcc) != 4:
             raise SinkError(f'video codec must be a 4-character fourcc like mp4v, got {fourcc!r}')
         if not self.path.parent.is_dir():
@@ -266,7 +276,8 @@ class VideoSink(ResultSink):
 
     def write(self, record: FrameRecord) -> None:
         """Append the annotated frame of a processed frame; others have no image to show."""
-        if record.status is not FrameStatus.OK or record.image is None:
+        if record.status is not FrameStatus.OK or record.image is None or \
+                (self.topic is not None and record.meta.topic != self.topic):
             return
         image = record.image
         if self._writer is None:
@@ -301,7 +312,8 @@ class VideoSink(ResultSink):
     def describe(self) -> str:
         """Return a one-line description for the summary."""
         size = f', {self.size[0]}x{self.size[1]}' if self.size else ''
-        return f'video {self.path} ({self.written} frames{size}, {self.fps:g} fps)'
+        of = f' of {self.topic}' if self.topic is not None else ''
+        return f'video {self.path} ({self.written} frames{of}{size}, {self.fps:g} fps)'
 
 
 class JsonLinesSink(ResultSink):
@@ -429,11 +441,14 @@ class BagSink(ResultSink):
     Both are stamped with the INPUT frame's header stamp and frame_id and written at the input
     message's bag timestamp (for non-bag sources: the frame's stamp), so bag in, bag out, every
     processed frame in order. Failed frames have no messages here (see the JSON lines).
+    ``outputs`` gives the output topics of each input topic (``FrameMeta.topic``; '' for
+    non-bag sources): with one entry, every frame goes there; with several (several cameras),
+    each frame to its own topic's, in that topic's order.
     """
 
     name = 'bag'
 
-    def __init__(self, path: pathlib.Path, detections_topic: str, image_topic: Optional[str],
+    def __init__(self, path: pathlib.Path, outputs: Mapping[str, OutputTopics],
                  storage: str = 'sqlite3', overwrite: bool = False,
                  class_id_format: str = 'name'):
         """Create the bag and its topics; raise SinkError if it cannot be created."""
@@ -456,11 +471,14 @@ class BagSink(ResultSink):
         self.class_id_format = class_id_format
         self.typestore = register_vision_msgs(get_typestore(Stores.ROS2_HUMBLE))
         self.types = self.typestore.types
-        self.topics = [detections_topic] + ([image_topic] if image_topic else [])
+        if not outputs:
+            raise SinkError(f'bag {self.path}: no output topics given')
+        self.outputs = {stream: OutputTopics(*topics) for stream, topics in outputs.items()}
+        self.topics = [topic for topics in self.outputs.values() for topic in topics if topic]
         self._plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
         self._writer_class = Writer
         self._writer = None
-        self._detections = self._image = None
+        self._connections: Dict[str, Tuple[Any, Any]] = {}  # by input stream
         self._last_commit = time.monotonic()
 
     def create(self) -> None:
@@ -471,11 +489,15 @@ class BagSink(ResultSink):
             # Format version 8: v9 writes the QoS as a YAML list Humble's rosbag2 cannot parse.
             self._writer = self._writer_class(self.path, version=8, storage_plugin=self._plugin)
             self._writer.open()
-            self._detections = self._writer.add_connection(
-                self.topics[0], 'vision_msgs/msg/Detection2DArray', typestore=self.typestore)
-            if len(self.topics) > 1:
-                self._image = self._writer.add_connection(
-                    self.topics[1], 'sensor_msgs/msg/Image', typestore=self.typestore)
+            for stream, topics in self.outputs.items():
+                detections = self._writer.add_connection(
+                    topics.detections, 'vision_msgs/msg/Detection2DArray',
+                    typestore=self.typestore)
+                image = None
+                if topics.annotated:
+                    image = self._writer.add_connection(
+                        topics.annotated, 'sensor_msgs/msg/Image', typestore=self.typestore)
+                self._connections[stream] = (detections, image)
         except Exception as error:
             self._abort()
             raise SinkError(f'cannot create bag {self.path}: {type(error).__name__}: '
@@ -504,13 +526,20 @@ class BagSink(ResultSink):
         header = self._header(meta)
         detections = record.detections if record.detections is not None else Detections()
         array = build_detection_array(self.types, header, detections, self.class_id_format)
+        if len(self._connections) == 1:
+            detections_connection, image_connection = next(iter(self._connections.values()))
+        elif meta.topic in self._connections:
+            detections_connection, image_connection = self._connections[meta.topic]
+        else:
+            raise SinkError(f'bag {self.path}: a frame of {meta.topic!r} has no output topics '
+                            f'(outputs for: {", ".join(self._connections)})')
         try:
-            self._writer.write(self._detections, timestamp,
-                               self.typestore.serialize_cdr(array, self._detections.msgtype))
-            if self._image is not None and record.image is not None:
+            self._writer.write(detections_connection, timestamp, self.typestore.serialize_cdr(
+                array, detections_connection.msgtype))
+            if image_connection is not None and record.image is not None:
                 message = self._image_message(header, record.image)
-                self._writer.write(self._image, timestamp,
-                                   self.typestore.serialize_cdr(message, self._image.msgtype))
+                self._writer.write(image_connection, timestamp, self.typestore.serialize_cdr(
+                    message, image_connection.msgtype))
             self._commit_if_due()
         except OSError as error:
             raise SinkError(f'cannot write bag {self.path}: {describe_os_error(error)}') \

@@ -19,7 +19,8 @@ Every source yields ``SourceFrame`` items in order: a BGR image with header-like
 (stamp, frame_id), or, for a frame that cannot be decoded, no image and the reason. A frame is
 never dropped silently: whatever cannot be read is reported as a failed item in its place.
 A source that cannot be opened at all raises ``SourceError`` naming the path and what was
-expected.
+expected. A bag may give several image topics (cameras) at once: their frames come in bag
+order, each naming its topic (``FrameMeta.topic``), which is its stream in the pipeline.
 
 ``frames(select=indices)`` yields only the items at those positions (``meta.index`` stays the
 position in the source) and does not decode the others: a folder opens only the picked files, a
@@ -33,11 +34,12 @@ import math
 import os
 import pathlib
 import time
-from typing import AbstractSet, Iterator, List, Optional, Tuple
+from typing import AbstractSet, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
+from rk_yolo_ros.core.pipeline import MAX_STREAMS
 from rk_yolo_ros.messages.image_conversion import (byte_array, check_compressed_image,
                                                    compressed_image_to_bgr, compressed_kind,
                                                    ImageConversionError, is_compressed,
@@ -110,6 +112,7 @@ class FrameSource(abc.ABC):
         self.description = description
         self.total: Optional[int] = None  # frames expected, where the source knows
         self.fps: Optional[float] = None  # nominal frame rate, for an output video
+        self.topics: List[str] = []  # the bag topics it reads (several: several cameras)
 
     @abc.abstractmethod
     def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
@@ -337,12 +340,19 @@ class ImageFolderSource(FrameSource):
 
 
 class BagSource(FrameSource):
-    """Image or CompressedImage messages of one topic of a rosbag2 (sqlite3, mcap) or ROS 1 bag."""
+    """
+    Image or CompressedImage messages of a rosbag2 (sqlite3, mcap) or ROS 1 bag.
+
+    ``topic`` picks the image topic, or several (a list: several cameras); without one the
+    bag's only image topic is read, or with ``all_image_topics`` every image topic. Messages
+    of several topics come in bag order, each frame naming its topic.
+    """
 
     kind = 'bag'
 
-    def __init__(self, path: pathlib.Path, topic: Optional[str] = None):
-        """Open the bag and pick the image topic; raise SourceError naming what is wrong."""
+    def __init__(self, path: pathlib.Path, topic: Union[None, str, Sequence[str]] = None,
+                 all_image_topics: bool = False):
+        """Open the bag and pick the image topics; raise SourceError naming what is wrong."""
         super().__init__(f'bag {path}')
         try:
             from rosbags.highlevel import AnyReader
@@ -359,42 +369,57 @@ class BagSource(FrameSource):
             raise SourceError(f'cannot read {path} as a rosbag: {type(error).__name__}: '
                               f'{error}') from error
         try:
-            self._connections = self._pick_topic(topic)
+            self._connections = self._pick_topics(topic, all_image_topics)
         except SourceError:
             self.close()
             raise
-        self.topic = self._connections[0].topic
-        self.msgtype = self._connections[0].msgtype
-        self.description = f'bag {path} topic {self.topic} ({self.msgtype})'
+        self.msgtypes: Dict[str, str] = {}
+        for connection in self._connections:
+            self.msgtypes.setdefault(connection.topic, connection.msgtype)
+        self.topics = list(self.msgtypes)
+        self.topic, self.msgtype = self.topics[0], self.msgtypes[self.topics[0]]
+        self.description = f'bag {path} topic{"s" if len(self.topics) > 1 else ""} ' + \
+            ', '.join(f'{name} ({kind})' for name, kind in self.msgtypes.items())
         self.total = sum(c.msgcount for c in self._connections) or None
-        self.fps = self._estimate_fps()
+        self.topic_fps = {name: self._estimate_fps(name) for name in self.topics}
+        self.fps = self.topic_fps[self.topic]
 
-    def _pick_topic(self, topic: Optional[str]):
-        """Return the connections of the chosen image topic."""
+    def _pick_topics(self, topic: Union[None, str, Sequence[str]], all_image_topics: bool):
+        """Return the connections of the chosen image topics, in the order given."""
         connections = self._reader.connections
         image_topics = sorted({c.topic for c in connections if c.msgtype in IMAGE_MSG_TYPES})
         listing = ', '.join(f'{c.topic} ({c.msgtype})' for c in connections) or 'none'
-        if topic is None:
+        topics = [topic] if isinstance(topic, str) else list(topic or [])
+        if not topics:
             if not image_topics:
                 raise SourceError(f'bag {self.path} has no sensor_msgs Image or CompressedImage '
                                   f'topic (its topics: {listing})')
-            if len(image_topics) > 1:
+            if len(image_topics) > 1 and not all_image_topics:
                 raise SourceError(f'bag {self.path} has several image topics '
                                   f'({", ".join(image_topics)}); choose one with --topic')
-            topic = image_topics[0]
-        chosen = [c for c in connections if c.topic == topic]
-        if not chosen:
-            raise SourceError(f'bag {self.path} has no topic {topic!r} (its topics: {listing})')
-        if chosen[0].msgtype not in IMAGE_MSG_TYPES:
-            raise SourceError(f'topic {topic} in bag {self.path} carries {chosen[0].msgtype}, '
-                              f'expected one of {", ".join(IMAGE_MSG_TYPES)}')
+            topics = image_topics
+        if len(set(topics)) > MAX_STREAMS:
+            raise SourceError(f'{len(set(topics))} image topics of bag {self.path} are more '
+                              f'than one run takes ({MAX_STREAMS}); choose them with --topic')
+        chosen = []
+        for name in dict.fromkeys(topics):  # each once, in the order given
+            found = [c for c in connections if c.topic == name]
+            if not found:
+                raise SourceError(f'bag {self.path} has no topic {name!r} (its topics: '
+                                  f'{listing})')
+            if found[0].msgtype not in IMAGE_MSG_TYPES:
+                raise SourceError(f'topic {name} in bag {self.path} carries '
+                                  f'{found[0].msgtype}, expected one of '
+                                  f'{", ".join(IMAGE_MSG_TYPES)}')
+            chosen += found
         return chosen
 
-    def _estimate_fps(self) -> float:
-        """Return the topic's mean message rate over the bag, or the default rate."""
+    def _estimate_fps(self, topic: str) -> float:
+        """Return a topic's mean message rate over the bag, or the default rate."""
         duration_s = (self._reader.end_time - self._reader.start_time) / 1e9
-        if self.total and self.total > 1 and duration_s > 0:
-            return (self.total - 1) / duration_s
+        count = sum(c.msgcount for c in self._connections if c.topic == topic)
+        if count > 1 and duration_s > 0:
+            return (count - 1) / duration_s
         return DEFAULT_FPS
 
     def frames(self, select: Optional[AbstractSet[int]] = None) -> Iterator[SourceFrame]:
@@ -505,14 +530,16 @@ def _is_bag_folder(folder: pathlib.Path) -> bool:
         p.suffix in ('.db3', '.mcap') for p in folder.iterdir())
 
 
-def open_source(spec: str, topic: Optional[str] = None, fps: Optional[float] = None,
-                frame_id: str = 'camera') -> FrameSource:
+def open_source(spec: str, topic: Union[None, str, Sequence[str]] = None,
+                fps: Optional[float] = None, frame_id: str = 'camera',
+                all_image_topics: bool = False) -> FrameSource:
     """
     Open ``spec`` as the source it names; raise SourceError if it is none of them.
 
     A number that is not an existing path is a camera index; a folder with metadata.yaml,
     .db3 or .mcap files, or a .db3/.mcap/.bag file, is a bag; another folder is a folder of
-    images; an image file is a one-image folder; any other file is a video.
+    images; an image file is a one-image folder; any other file is a video. ``topic`` and
+    ``all_image_topics`` pick a bag's image topics (``BagSource``).
     """
     if fps is not None:
         fps = check_fps(fps)
@@ -521,18 +548,19 @@ def open_source(spec: str, topic: Optional[str] = None, fps: Optional[float] = N
         if spec.isdigit():
             return CameraSource(int(spec), frame_id)
         raise SourceError(f'source not found: {spec} (expected {SOURCE_KINDS})')
-    if topic is not None and not (path.is_dir() and _is_bag_folder(path)) \
+    if topic and not (path.is_dir() and _is_bag_folder(path)) \
             and path.suffix not in BAG_SUFFIXES:
-        raise SourceError(f'--topic {topic} applies to bags only; {spec} is not a rosbag')
+        shown = topic if isinstance(topic, str) else ' '.join(topic)
+        raise SourceError(f'--topic {shown} applies to bags only; {spec} is not a rosbag')
     if path.is_dir():
         if _is_bag_folder(path):
-            return BagSource(path, topic)
+            return BagSource(path, topic, all_image_topics)
         return ImageFolderSource.from_path(path, DEFAULT_FPS if fps is None else fps,
                                            frame_id)
     if not os.access(path, os.R_OK):
         raise SourceError(f'source {spec} is not readable (permission denied)')
     if path.suffix in BAG_SUFFIXES:
-        return BagSource(path, topic)
+        return BagSource(path, topic, all_image_topics)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFolderSource.from_path(path, DEFAULT_FPS if fps is None else fps,
                                            frame_id)
