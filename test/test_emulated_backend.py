@@ -60,3 +60,40 @@ def test_recorded_outputs_are_returned_and_bad_inputs_refused():
         backend.infer(np.zeros((1, 320, 320, 3), np.uint8))
     with pytest.raises(ValueError, match='layout'):
         EmulatedBackend(layout='nope')
+
+
+def _infer_times(lock_dir, core_mask, count, out):
+    """Run ``count`` 50 ms inferences on one core mask; put (start, end) of each on ``out``."""
+    backend = EmulatedBackend(latency_s=0.05, npu_lock_dir=lock_dir, core_mask=core_mask)
+    backend.load()
+    image = np.zeros((1, 640, 640, 3), np.uint8)
+    for _ in range(count):
+        started = time.monotonic()
+        backend.infer(image)
+        out.put((core_mask, started, time.monotonic()))
+    backend.release()
+    backend.release()
+
+
+def test_npu_lock_runs_one_inference_at_a_time_per_core_across_processes(tmp_path):
+    """
+    With npu_lock_dir, two processes on core mask 1 take turns, each core its own lock file.
+
+    Eight 50 ms inferences on one core take at least 400 ms however the two processes
+    interleave (without the lock they overlap: about 200 ms).
+    """
+    import multiprocessing
+    context = multiprocessing.get_context('spawn')
+    out = context.Queue()
+    processes = [context.Process(target=_infer_times, args=(str(tmp_path), mask, 4, out))
+                 for mask in (1, 1, 2)]
+    for process in processes:
+        process.start()
+    spans = [out.get(timeout=60) for _ in range(12)]
+    for process in processes:
+        process.join(30)
+        assert process.exitcode == 0
+    core_1 = [(start, end) for mask, start, end in spans if mask == 1]
+    assert len(core_1) == 8
+    assert max(end for _, end in core_1) - min(start for start, _ in core_1) >= 8 * 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['npu_core_1.lock', 'npu_core_2.lock']

@@ -154,6 +154,8 @@ class YoloDetectorFactory:
     emulated_num_classes: int = 80
     emulated_seed: int = 0
     emulated_recorded_outputs: Optional[Sequence[np.ndarray]] = None
+    # benchmarks only: inferences on one core mask run one at a time across processes
+    emulated_npu_lock_dir: Optional[str] = None
 
     @classmethod
     def from_settings(cls, values: Mapping[str, Any]) -> 'YoloDetectorFactory':
@@ -208,7 +210,8 @@ class YoloDetectorFactory:
             self.backend, self.model_path, core_mask, threads=self.onnx_threads,
             input_size=self.input_size, latency_s=self.emulated_latency_s,
             layout=self.emulated_layout, num_classes=self.emulated_num_classes,
-            seed=self.emulated_seed, recorded_outputs=self.emulated_recorded_outputs)
+            seed=self.emulated_seed, recorded_outputs=self.emulated_recorded_outputs,
+            npu_lock_dir=self.emulated_npu_lock_dir)
         label = (str(pathlib.Path(self.model_path).name) if self.model_path
                  else f'{self.backend} backend')
         backend.load()

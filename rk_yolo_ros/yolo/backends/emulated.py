@@ -18,8 +18,16 @@ Emulated NPU backend: a fixed latency and raw outputs of a real YOLO shape.
 
 For throughput benchmarks only: it measures the pipeline around inference, never accuracy. Every
 number it produces must be labelled as coming from the emulated backend.
+
+A sleep does not contend for anything: two processes emulating inferences on the same NPU core
+would both run at full speed, which no board does. With ``npu_lock_dir`` (benchmarks only, e.g.
+one process per camera against one shared pool) the backend holds an exclusive ``fcntl.flock``
+on ``<npu_lock_dir>/npu_core_<mask>.lock`` while it sleeps, so inferences on one core mask run
+one at a time across processes, as RKNN runs them on one NPU core.
 """
 
+import fcntl
+import os
 import time
 from typing import List, Optional, Sequence, Tuple
 
@@ -73,8 +81,14 @@ class EmulatedBackend(Backend):
 
     def __init__(self, latency_s: float = 0.0167, input_size: Tuple[int, int] = (640, 640),
                  layout: str = 'ultralytics', num_classes: int = 80, seed: int = 0,
-                 recorded_outputs: Optional[Sequence[np.ndarray]] = None):
-        """Store the settings; ``recorded_outputs`` replaces the synthetic outputs."""
+                 recorded_outputs: Optional[Sequence[np.ndarray]] = None,
+                 npu_lock_dir: Optional[str] = None, core_mask: int = 1):
+        """
+        Store the settings; ``recorded_outputs`` replaces the synthetic outputs.
+
+        ``npu_lock_dir`` (benchmarks only): serialize inferences per ``core_mask`` across
+        processes (see the module docstring).
+        """
         if latency_s < 0:
             raise ValueError(f'latency_s must be >= 0, got {latency_s}')
         if layout not in LAYOUTS:
@@ -86,9 +100,18 @@ class EmulatedBackend(Backend):
         self._seed = seed
         self._recorded = recorded_outputs
         self._outputs: Optional[List[np.ndarray]] = None
+        self.npu_lock_path = (os.path.join(npu_lock_dir, f'npu_core_{int(core_mask)}.lock')
+                              if npu_lock_dir else None)
+        self._npu_lock = None  # the open lock file, once loaded
 
     def load(self) -> None:
-        """Build (or take) the outputs once."""
+        """Build (or take) the outputs once; open the NPU core's lock file if one is used."""
+        if self.npu_lock_path is not None and self._npu_lock is None:
+            try:
+                self._npu_lock = open(self.npu_lock_path, 'a')
+            except OSError as error:
+                raise BackendError(f'emulated backend: cannot open the NPU lock file '
+                                   f'{self.npu_lock_path}: {error}') from error
         if self._recorded is not None:
             self._outputs = [np.asarray(output) for output in self._recorded]
             return
@@ -111,7 +134,22 @@ class EmulatedBackend(Backend):
         if image_nhwc.shape != (1, height, width, 3) or image_nhwc.dtype != np.uint8:
             raise BackendError(f'emulated backend: expected a (1, {height}, {width}, 3) uint8 '
                                f'input, got {image_nhwc.dtype} {image_nhwc.shape}')
-        remaining = self.latency_s - (time.perf_counter() - started)
-        if remaining > 0:
-            time.sleep(remaining)
+        if self._npu_lock is None:
+            remaining = self.latency_s - (time.perf_counter() - started)
+            if remaining > 0:
+                time.sleep(remaining)
+            return self._outputs
+        # one inference at a time on this core, whichever process asks: the wait for the
+        # core is part of the inference, the emulated latency starts once it is ours
+        fcntl.flock(self._npu_lock.fileno(), fcntl.LOCK_EX)
+        try:
+            time.sleep(self.latency_s)
+        finally:
+            fcntl.flock(self._npu_lock.fileno(), fcntl.LOCK_UN)
         return self._outputs
+
+    def release(self) -> None:
+        """Close the NPU lock file; safe to call twice."""
+        lock, self._npu_lock = self._npu_lock, None
+        if lock is not None:
+            lock.close()

@@ -84,7 +84,8 @@ def create_backend(name: str, model_path=None, core_mask: int = 1, **options) ->
 
     Options: onnx: ``threads`` (intra-op threads, default 1); rknn: ``input_size`` (w, h);
     emulated: ``latency_s``, ``input_size``, ``layout``, ``num_classes``, ``seed``,
-    ``recorded_outputs``. Options that do not apply to the chosen backend are ignored so one
+    ``recorded_outputs``, ``npu_lock_dir`` (benchmarks only: one inference at a time per
+    core mask across processes). Options that do not apply to the chosen backend are ignored so one
     configuration can serve every backend.
     """
     concrete = resolve_backend_name(name, model_path)
@@ -96,5 +97,7 @@ def create_backend(name: str, model_path=None, core_mask: int = 1, **options) ->
         return RknnBackend(model_path, core_mask=core_mask,
                            input_size=options.get('input_size') or (640, 640))
     from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
-    keys = ('latency_s', 'input_size', 'layout', 'num_classes', 'seed', 'recorded_outputs')
-    return EmulatedBackend(**{k: options[k] for k in keys if options.get(k) is not None})
+    keys = ('latency_s', 'input_size', 'layout', 'num_classes', 'seed', 'recorded_outputs',
+            'npu_lock_dir')
+    return EmulatedBackend(core_mask=core_mask,
+                           **{k: options[k] for k in keys if options.get(k) is not None})
