@@ -97,3 +97,38 @@ def test_reference_design_harness_runs_both_designs_in_one_run():
         row['ours']['fps'] / row['reference_design']['fps'], abs=0.01)
     assert 'leaked' not in done.stderr  # the resource tracker saw every segment unlinked
     assert python_segments() - before == set()
+
+
+def test_multi_camera_benchmark_accounts_for_every_camera_frame():
+    """
+    benchmarks/multi_camera.py runs each scenario and accounts for every published frame.
+
+    A short run (goals are for the full run: its exit status is not checked here). Each
+    camera's frames are processed or lost at its queue; the per-process comparison processes
+    every frame of each camera on both sides.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(BENCHMARKS.parent)] + os.environ.get('PYTHONPATH', '').split(os.pathsep)))
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / 'multi_camera.py'), '--seconds', '0.4',
+         '--latency-ms', '5', '--workers', '2', '--flat-out-frames', '6'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env,
+        timeout=300)
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(done.stdout)
+    assert report['benchmark'] == 'multi_camera' and 'emulated' in report['backend']
+    results = report['results']
+    assert set(results) == {'three_cameras', 'six_cameras', 'bursty', 'process_per_camera'}
+    assert [len(results[name]['cameras']) for name in ('three_cameras', 'six_cameras',
+                                                       'bursty')] == [3, 6, 3]
+    for name in ('three_cameras', 'six_cameras', 'bursty'):
+        for camera in results[name]['cameras']:
+            assert camera['processed'] + camera['lost'] == camera['published'], camera
+        assert results[name]['frames_failed'] == 0 and isinstance(results[name]['met'], bool)
+    assert report['baseline']['one_camera']['processed'] == 12
+    compared = results['process_per_camera']
+    for side in ('one_pipeline', 'process_per_camera', 'process_per_camera_one_worker_each'):
+        assert compared[side]['per_camera_processed'] == {f'camera{i}': 6 for i in range(3)}
+        assert compared[side]['uss_mb'] > 0 and compared[side]['frame_slots_mb'] > 0
+    assert compared['process_per_camera']['processes'] == 3
+    assert compared['process_per_camera']['workers'] == 6
