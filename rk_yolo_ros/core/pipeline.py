@@ -31,7 +31,10 @@ frame ids are global (a worker sees nothing else), but the order is per stream: 
 its own sequence numbers and reorder buffer, so its frames are released strictly in its order,
 and no order is imposed across streams (one camera's slow frame never holds back another's
 results). Counters are kept per stream beside the total (``PipelineStats.streams``), and
-``reject``, ``count_lost`` and ``count_undelivered`` take the stream they count for.
+``reject``, ``count_lost`` and ``count_undelivered`` take the stream they count for. A stream's
+book-keeping (its counters, reorder buffer, next sequence number) stays for the pipeline's life,
+so a pipeline keeps book for at most ``MAX_STREAMS`` streams and refuses a stream beyond them;
+its reorder buffer holds only that stream's frames in flight.
 
 NOTE [fair admission]: a free slot goes to the waiting stream that holds the fewest slots (ties:
 whichever submit call looks first), and a stream that no other stream waits beside takes any
