@@ -86,6 +86,15 @@ class Cameras:
                                                 50),
             'front': self.node.create_publisher(Image, '/cams/front/image', 50)}
 
+    def wait_for_node(self):
+        """Wait until the node subscribes to every camera and sees every output's listener."""
+        self.spin_until(lambda: all(p.get_subscription_count() > 0
+                                    for p in self.publishers.values()) and
+                        all(c.annotated_pub.get_subscription_count() > 0 and
+                            c.detections_pub.get_subscription_count() > 0
+                            for c in self.yolo._cameras), 30.0,
+                        'the node and the test to see each other on every camera')
+
     def spin_until(self, predicate, timeout, what):
         """Spin both nodes until predicate() holds."""
         deadline = time.monotonic() + timeout
@@ -131,9 +140,7 @@ def cameras():
 
 def test_each_camera_gets_its_frames_on_its_outputs_in_its_order(cameras):
     """Frames of three cameras, interleaved: each camera's outputs carry exactly its frames."""
-    cameras.spin_until(lambda: all(p.get_subscription_count() > 0
-                                   for p in cameras.publishers.values()), 30.0,
-                       'the node to subscribe to every camera')
+    cameras.wait_for_node()
     assert cameras.yolo.executor_threads() == len(TOPICS) + 1
     sent = {name: [] for name in CAMERAS}
     for index in range(8):
@@ -167,9 +174,7 @@ def test_each_camera_gets_its_frames_on_its_outputs_in_its_order(cameras):
 
 def test_problems_are_counted_for_their_camera(cameras):
     """A bad image on one camera is rejected and counted there; the others stay clean."""
-    cameras.spin_until(lambda: all(p.get_subscription_count() > 0
-                                   for p in cameras.publishers.values()), 30.0,
-                       'the node to subscribe to every camera')
+    cameras.wait_for_node()
     bad = cameras.message('front', 5)
     bad.encoding = 'yuv422'
     cameras.publishers['front'].publish(bad)
@@ -195,9 +200,7 @@ def test_each_camera_has_its_own_tracker():
     """Tracking on: each camera's tracks are its own (both start at id 1 on the same boxes)."""
     running = Cameras(tracking=True)
     try:
-        running.spin_until(lambda: all(p.get_subscription_count() > 0
-                                       for p in running.publishers.values()), 30.0,
-                           'the node to subscribe to every camera')
+        running.wait_for_node()
         for index in range(4):
             for name, scale in (('left', 1), ('front', 2)):
                 count = len(running.detections[name])
