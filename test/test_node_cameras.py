@@ -190,7 +190,7 @@ def test_problems_are_counted_for_their_camera(cameras):
     left = statuses['/cams/yolo_node: camera left']
     from diagnostic_msgs.msg import DiagnosticStatus
     assert front[0] == DiagnosticStatus.WARN and left[0] == DiagnosticStatus.OK
-    assert [key for key in front[1] if key.startswith("reason: rejected: bad image: "
+    assert [key for key in front[1] if key.startswith('reason: rejected: bad image: '
                                                       "unsupported image encoding 'yuv422'")]
     assert left[1]['frames_rejected'] == '0' and left[1]['frames_ok'] == '1'
     assert statuses['/cams/yolo_node: pipeline'][1]['frames_rejected'] == '1'

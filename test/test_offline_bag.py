@@ -39,9 +39,10 @@ def check_output_bag(path, base_topic, count=COUNT, missing=(), output_height=96
     messages = read_bag(path)
     types = messages.pop('__types__')
     detections_topic, image_topic = f'{base_topic}/detections', f'{base_topic}/annotated'
+    kinds = (('detections', 'vision_msgs/msg/Detection2DArray'),
+             ('annotated', 'sensor_msgs/msg/Image'))
     expected_types = {f'{base}/{kind}': message_type for base in (base_topic,) + other_bases
-                      for kind, message_type in (('detections', 'vision_msgs/msg/Detection2DArray'),
-                                                 ('annotated', 'sensor_msgs/msg/Image'))}
+                      for kind, message_type in kinds}
     assert types == expected_types
     expected = [i for i in range(count) if i not in missing]
     for topic in (detections_topic, image_topic):

@@ -30,8 +30,7 @@ from pipeline_helpers import RecordingFactory
 import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX
-from rk_yolo_ros.core.pipeline import (DEFAULT_STREAM, FramePipeline, FrameStatus,
-                                       MAX_STREAMS, PipelineConfig)
+from rk_yolo_ros.core.pipeline import DEFAULT_STREAM, FramePipeline, MAX_STREAMS, PipelineConfig
 
 STREAMS = ('left', 'front', 'right')
 

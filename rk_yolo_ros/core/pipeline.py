@@ -410,9 +410,9 @@ class FramePipeline:
                 state.held -= 1
                 raise PipelineError('the pipeline closed before the frame was accepted')
             # The id is assigned only once the frame is in its slot, so ids have no gaps.
-            frame_id = self._accept(_Accepted(slot, shape, source_size, meta, taken_at,
-                                              settings=settings, stream=stream),
-                                  state)
+            info = _Accepted(slot, shape, source_size, meta, taken_at, settings=settings,
+                             stream=stream)
+            frame_id = self._accept(info, state)
             height, width = shape or (0, 0)
             task = FrameTask(frame_id, source_size or (0, 0), settings, stream)
             self._pool.submit(FrameJob(frame_id, slot, height, width, task, staged, encoded))

@@ -43,7 +43,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from rk_yolo_ros.core import settings as settings_table
-from rk_yolo_ros.core.counters import CounterSnapshot, reason_key
+from rk_yolo_ros.core.counters import reason_key
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FailureStage, FrameStatus
 from rk_yolo_ros.core.pipeline import (BackpressureTimeout, CompletedFrame, FramePipeline,
                                        PipelineConfig, PipelineError, PipelineStats,

@@ -130,7 +130,7 @@ def add_run_command(subparsers) -> None:
                      '(folder, .db3 or .mcap)')
     run.add_argument('--topic', action='append',
                      help='bag image topic (Image or CompressedImage); repeat it for several '
-                     "cameras; default: every image topic of the bag, each with its own outputs")
+                     'cameras; default: every image topic of the bag, each with its own outputs')
     add_setting_flags(run.add_argument_group("detector (the node's parameters)"))
     outputs = run.add_argument_group('outputs (any combination)')
     outputs.add_argument('--output-dir', '-o', type=pathlib.Path,
