@@ -62,7 +62,8 @@ class SizeWatch:
         pipeline = self.pipeline
         with pipeline._cond:
             pool = pipeline._pool
-            return {'accepted': len(pipeline._accepted), 'reorder': len(pipeline._reorder),
+            return {'accepted': len(pipeline._accepted),
+                    'reorder': sum(len(s.reorder) for s in pipeline._streams.values()),
                     'unread_waiting': pipeline._unread_waiting,
                     'pool_frames': len(pool._pending) + sum(len(w.in_flight)
                                                             for w in pool.workers),

@@ -31,10 +31,7 @@ frame ids are global (a worker sees nothing else), but the order is per stream: 
 its own sequence numbers and reorder buffer, so its frames are released strictly in its order,
 and no order is imposed across streams (one camera's slow frame never holds back another's
 results). Counters are kept per stream beside the total (``PipelineStats.streams``), and
-``reject``, ``count_lost`` and ``count_undelivered`` take the stream they count for. A stream's
-book-keeping (its counters, reorder buffer, next sequence number) stays for the pipeline's life,
-so a pipeline keeps book for at most ``MAX_STREAMS`` streams and refuses a stream beyond them;
-its reorder buffer holds only that stream's frames in flight.
+``reject``, ``count_lost`` and ``count_undelivered`` take the stream they count for.
 
 NOTE [fair admission]: a free slot goes to the waiting stream that holds the fewest slots (ties:
 whichever submit call looks first), and a stream that no other stream waits beside takes any
@@ -45,11 +42,13 @@ slot and starve the others, and a stream below its share never waits behind one 
 stream's backpressure is its own: its submit call blocks, the others' go on.
 
 Bounded state: nothing is kept per frame once it is released. Until then a frame has one entry
-in the accepted frames and, once its result is in, one in the reorder buffer; both hold at most
-``slot_count() + MAX_UNREAD_WAITING`` frames, because ``submit`` waits for a free slot and
-``submit_failed`` waits while ``MAX_UNREAD_WAITING`` frames that hold no slot wait for an
-earlier frame. The worker pool holds only frames that have a slot (its bounds: worker_pool);
-the counters are bounded by themselves (counters).
+in the accepted frames and, once its result is in, one in its stream's reorder buffer; together
+they hold at most ``slot_count() + MAX_UNREAD_WAITING`` frames, because ``submit`` waits for a
+free slot and ``submit_failed`` waits while ``MAX_UNREAD_WAITING`` frames that hold no slot
+wait for an earlier frame. The worker pool holds only frames that have a slot (its bounds:
+worker_pool); the counters are bounded by themselves (counters). Per stream the pipeline keeps
+its counters, reorder buffer and next sequence number for its life, for at most
+``MAX_STREAMS`` streams (a stream beyond them is refused).
 
 This module and ``frame_processing``, ``settings`` and ``counters`` are the core's public API;
 the adapters (ROS node, ``rk-yolo``, model tools, benchmarks) use nothing else of the core.
