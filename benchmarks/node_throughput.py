@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -115,13 +116,13 @@ def cpu_seconds(process):
     return times.user + times.system
 
 
-def measure(command, answer_type, frames, message, env=None):
+def measure(command, answer_type, frames, message):
     """Start a receiver process, publish frames to it, return its answers per second."""
     import rclpy
     from rclpy.node import Node
 
     receiver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True, env=env)
+                                start_new_session=True)
     node = Node('node_throughput_bench')
     answers = []
     topic = 'image/compressed' if hasattr(message, 'format') else 'image'
@@ -159,13 +160,26 @@ def measure(command, answer_type, frames, message, env=None):
             'receiving_process_cpu_ms_per_frame': round(cpu * 1000.0 / frames, 3)}
 
 
-def _checkout_env(folder):
-    """Return this environment with ``folder``'s rk_yolo_ros first on the Python path."""
+def checkout_node_command(folder):
+    """
+    Return the command that runs ``folder``'s own yolo_node, with that checkout first on the path.
+
+    ``ros2 run`` would not do: its script loads the installed package's entry point, and the
+    development install's import hook resolves every module the checkout lacks (or has moved)
+    to this checkout, so the result would be a mix of both versions.
+    """
     path = os.path.abspath(folder)
-    if not os.path.isfile(os.path.join(path, 'rk_yolo_ros', '__init__.py')):
-        raise SystemExit(f'--baseline-checkout {folder}: no rk_yolo_ros package there')
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [path] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    try:
+        with open(os.path.join(path, 'setup.py')) as setup_file:
+            entry = re.search(r"'yolo_node\s*=\s*([\w.]+):(\w+)'", setup_file.read())
+    except OSError:
+        entry = None
+    if entry is None:
+        raise SystemExit(f'--baseline-checkout {folder}: no yolo_node entry point in its setup.py')
+    module, function = entry.groups()
+    code = (f'import sys; sys.path.insert(0, {path!r}); '
+            f'from {module} import {function}; sys.exit({function}())')
+    return [sys.executable, '-c', code]
 
 
 def _describe_checkout(folder):
@@ -186,8 +200,8 @@ def main(argv=None):
     parser.add_argument('--latency-ms', type=float, default=16.7)
     parser.add_argument('--transports', nargs='+', choices=TRANSPORTS, default=list(TRANSPORTS))
     parser.add_argument('--baseline-checkout', metavar='DIR',
-                        help='also run the node from this checkout of rk_yolo_ros (its package '
-                             'first on PYTHONPATH), e.g. the main branch, in the same run')
+                        help='also run the node of this checkout of rk_yolo_ros (its own code '
+                             'only), e.g. the main branch, in the same run')
     args = parser.parse_args(argv)
     import rclpy
     from std_msgs.msg import Header
@@ -203,11 +217,13 @@ def main(argv=None):
             message, described = make_message(transport, args.width, args.height)
             relay = measure([sys.executable, os.path.abspath(__file__), RELAY, transport],
                             Header, args.frames, message)
-            yolo_node = ['ros2', 'run', 'rk_yolo_ros', 'yolo_node', '--ros-args',
-                         '-p', 'backend:=emulated', '-p', f'workers:={args.workers}',
-                         '-p', f'emulated_latency_ms:={args.latency_ms}',
-                         '-p', 'qos_history:=keep_all', '-p', f'input_transport:={transport}']
-            node = measure(yolo_node, Detection2DArray, args.frames, message)
+            node_arguments = ['--ros-args', '-p', 'backend:=emulated',
+                              '-p', f'workers:={args.workers}',
+                              '-p', f'emulated_latency_ms:={args.latency_ms}',
+                              '-p', 'qos_history:=keep_all',
+                              '-p', f'input_transport:={transport}']
+            node = measure(['ros2', 'run', 'rk_yolo_ros', 'yolo_node'] + node_arguments,
+                           Detection2DArray, args.frames, message)
             cases[transport] = {
                 'image': described,
                 'bare_relay': relay,
@@ -216,8 +232,8 @@ def main(argv=None):
                 'node_vs_pipeline_ideal': round(node['fps'] / ideal, 3),
             }
             if args.baseline_checkout:
-                baseline = measure(yolo_node, Detection2DArray, args.frames, message,
-                                   env=_checkout_env(args.baseline_checkout))
+                baseline = measure(checkout_node_command(args.baseline_checkout) + node_arguments,
+                                   Detection2DArray, args.frames, message)
                 baseline['checkout'] = _describe_checkout(args.baseline_checkout)
                 baseline['node_vs_pipeline_ideal'] = round(baseline['fps'] / ideal, 3)
                 cases[transport]['yolo_node_of_baseline_checkout'] = baseline
