@@ -51,7 +51,6 @@ from collections import deque
 import json
 import logging
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -59,7 +58,6 @@ import tempfile
 import threading
 import time
 
-import cv2
 import numpy as np
 import psutil
 
@@ -67,6 +65,7 @@ from rk_yolo_ros.core.counters import percentiles_ms
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 from rk_yolo_ros.core.settings import RKNN_CORE_MASKS
+from rk_yolo_ros.offline.throughput_benchmark import machine_info
 from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
@@ -80,22 +79,6 @@ GOALS = {'three_cameras': 'every camera p50 <= 1.3 x the inference time, 0 lost'
          'six_cameras': 'every camera >= 0.9 of its rate, fastest and slowest within 10%',
          'bursty': 'the 30 fps cameras keep their full rate (>= 0.99, 0 lost)',
          'process_per_camera': 'one pipeline: at least the throughput, at most half the memory'}
-
-
-def machine_info():
-    """Describe the machine the numbers come from."""
-    model = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as handle:
-            for line in handle:
-                if line.startswith(('model name', 'Model')):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {'platform': platform.platform(), 'machine': platform.machine(), 'cpu': model,
-            'cpus': psutil.cpu_count(), 'python': platform.python_version(),
-            'numpy': np.__version__, 'opencv': cv2.__version__}
 
 
 def make_factory(latency_s, layout, lock_dir):

@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from rk_yolo_ros.core.frame_processing import DetectionSettings  # noqa: E402
+from rk_yolo_ros.offline import throughput_benchmark  # noqa: E402
 from rk_yolo_ros.yolo import demo_assets  # noqa: E402
 from rk_yolo_ros.yolo.backends.onnx_backend import OnnxBackend  # noqa: E402
 from rk_yolo_ros.yolo.decode import YoloDecoder  # noqa: E402
@@ -100,18 +100,9 @@ def timed_side_by_side(first, second, iterations, blocks=5):
 
 
 def machine_info():
-    """Describe the machine and library versions."""
+    """Describe the machine, as every benchmark here does, and the ONNX Runtime version."""
     import onnxruntime
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as info:
-            cpu = next((line.split(':', 1)[1].strip() for line in info
-                        if line.startswith('model name')), cpu)
-    except OSError:
-        pass
-    return {'machine': platform.machine(), 'cpu': cpu, 'cpus': os.cpu_count(),
-            'python': platform.python_version(), 'numpy': np.__version__,
-            'opencv': cv2.__version__, 'onnxruntime': onnxruntime.__version__}
+    return dict(throughput_benchmark.machine_info(), onnxruntime=onnxruntime.__version__)
 
 
 def synthetic_outputs(num_classes, seed=0):
