@@ -33,7 +33,6 @@ class maximum over every anchor, class-agnostic ``cv2.dnn.NMSBoxes`` on Python l
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 import tempfile

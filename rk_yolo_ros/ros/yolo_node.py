@@ -43,13 +43,13 @@ one (``executor_threads``), so neither they nor another camera's callback wait f
 blocked in backpressure.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 import functools
 import os
 import signal
 import time
 import traceback
-from typing import Any, List
+from typing import List
 
 import cv2
 from cv_bridge import CvBridge, CvBridgeError
@@ -61,13 +61,14 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rk_yolo_ros.core import settings
 from rk_yolo_ros.core.frame_processing import DEFAULT_STREAM, DetectionSettings, FrameStatus
-from rk_yolo_ros.core.health import HealthMonitor, Level, ReasonLog, Report
+from rk_yolo_ros.core.health import HealthMonitor, Level, Report
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig, PipelineError
 from rk_yolo_ros.core.stamp_gaps import StampGapDetector
 from rk_yolo_ros.messages.detection_messages import (build_detection_array,
                                                      message_types_from_modules)
 from rk_yolo_ros.messages.image_conversion import (check_compressed_image,
                                                    ImageConversionError, raw_image_to_bgr)
+from rk_yolo_ros.ros.cameras import Camera, cameras_from_settings
 from rk_yolo_ros.ros.diagnostics import DiagnosticsOutput
 from rk_yolo_ros.ros.parameters import declare_settings, plain_value, setting_values
 from rk_yolo_ros.ros.pipeline_log import PipelineLog
@@ -87,44 +88,6 @@ DRAIN_TIMEOUT_S = 3.0
 LOST_HINT = ('lost before they reached yolo_node (its input queue overflowed behind a slower '
              'node); qos_history:=keep_all with a Reliable publisher loses none')
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-
-
-@dataclass
-class Camera:
-    """One input of the node: its topic, its outputs, and what is kept per camera."""
-
-    name: str  # its stream in the pipeline; DEFAULT_STREAM for the one topic image
-    topic: str  # the input topic, as given (relative ones resolve in the node's namespace)
-    compressed: bool  # a CompressedImage topic
-    detections_topic: str
-    annotated_topic: str
-    gaps: StampGapDetector = field(default_factory=StampGapDetector)
-    reasons: ReasonLog = field(default_factory=ReasonLog)
-    subscription: Any = None
-    detections_pub: Any = None
-    annotated_pub: Any = None
-
-
-def cameras_from_settings(values) -> List[Camera]:
-    """
-    Return the node's cameras: one per ``image_topics`` entry, else the one topic ``image``.
-
-    A camera of ``image_topics`` is named after its topic (``settings.camera_name``) and
-    publishes <camera>/detections and <camera>/image_annotated beside it: /left/image_raw
-    gives /left/detections, a relative left/image_raw gives left/detections (in the node's
-    namespace).
-    """
-    topics = values['image_topics']
-    if not topics:
-        compressed = values['input_transport'] == 'compressed'
-        return [Camera(DEFAULT_STREAM, 'image/compressed' if compressed else 'image',
-                       compressed, 'detections', 'image_annotated')]
-    cameras = []
-    for topic, name in zip(topics, settings.camera_names(topics)):
-        base = ('/' if topic.startswith('/') else '') + name
-        cameras.append(Camera(name, topic, settings.is_compressed_topic(topic),
-                              f'{base}/detections', f'{base}/image_annotated'))
-    return cameras
 
 
 class YoloNode(LifecycleNode):
