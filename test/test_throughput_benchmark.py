@@ -135,3 +135,43 @@ def test_multi_camera_benchmark_accounts_for_every_camera_frame():
         assert compared[side]['uss_mb'] > 0 and compared[side]['frame_slots_mb'] > 0
     assert compared['process_per_camera']['processes'] == 3
     assert compared['process_per_camera']['workers'] == 6
+
+
+def _soak_module():
+    """Import benchmarks/soak.py (a script, not a package module)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('soak', BENCHMARKS / 'soak.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_soak_level_slope_sees_through_frames_in_flight():
+    """
+    Frames in flight put samples on levels a frame apart; the level slope finds the creep.
+
+    Later in the synthetic run the high level is hit more often, which tilts a line through
+    all samples; within the levels the true creep (0.01 MB per 10k frames) comes back.
+    """
+    import numpy as np
+    soak = _soak_module()
+    rng = np.random.default_rng(3)
+    frames = np.arange(0, 300000, 1000, dtype=np.float64)
+    late = frames / frames[-1]
+    in_flight = (rng.random(len(frames)) < 0.2 + 0.6 * late).astype(np.float64)
+    values = 90.0 + 0.01 * frames / 10000 + 5.93 * in_flight + rng.normal(0, 0.002, len(frames))
+    slope, levels = soak.level_slope(frames, values)
+    assert levels == 2
+    assert abs(slope * 10000 - 0.01) < 0.002
+    assert np.polyfit(frames, values, 1)[0] * 10000 > 0.05  # a plain line: over the goal
+
+
+def test_soak_level_slope_still_sees_a_steady_leak():
+    """A steady leak keeps the samples contiguous: one level, the least-squares slope."""
+    import numpy as np
+    soak = _soak_module()
+    frames = np.arange(0, 100000, 500, dtype=np.float64)
+    values = 60.0 + 0.5 * frames / 10000  # 0.5 MB per 10k frames, 5 MB in all
+    slope, levels = soak.level_slope(frames, values)
+    assert levels == 1
+    assert slope * 10000 == pytest.approx(0.5)
