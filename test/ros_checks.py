@@ -53,6 +53,9 @@ ROS_LAYER = f'{PACKAGE}.ros'
 TEST_DIR = pathlib.Path(__file__).resolve().parent
 ROS_NOT_SOURCED = ('ROS 2 is not sourced; source /opt/ros/<distro>/setup.bash or run '
                    'scripts/run_tests.sh')
+PACKAGE_NOT_INSTALLED = (f'{PACKAGE} is not installed in an ament prefix: run '
+                         'scripts/run_tests.sh, or colcon build --symlink-install and source '
+                         'install/setup.bash')
 # Calls whose first argument names a module the test module needs.
 IMPORTING_CALLS = frozenset({'importorskip', 'import_module', 'find_spec'})
 
@@ -92,6 +95,25 @@ def missing_ros_features(features):
     return (f'needs {", ".join(missing)}, which this ROS 2 tree '
             f'({os.environ.get("ROS_DISTRO", "unknown")}) does not have; it runs on the trees '
             'that do (CI: Humble)')
+
+
+def installed_package_missing(import_error=None):
+    """
+    Return why a test of the installed package (launch files, ros2 launch) cannot run, or None.
+
+    ``import_error``: the ImportError a launch test module met importing ROS, if it did.
+    """
+    if import_error is not None:
+        return f'{ROS_NOT_SOURCED} ({import_error})'
+    try:
+        from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    except ImportError:
+        return ROS_NOT_SOURCED
+    try:
+        get_package_share_directory(PACKAGE)
+    except PackageNotFoundError:
+        return PACKAGE_NOT_INSTALLED
+    return None
 
 
 def ros_domain_id(salt=0):

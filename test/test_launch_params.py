@@ -29,11 +29,11 @@ import unittest
 
 import pytest
 from rk_yolo_ros.core import settings
-from ros_checks import ros_domain_id
+from ros_checks import installed_package_missing, ros_domain_id
 import yaml
 
 try:
-    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    from ament_index_python.packages import get_package_share_directory
     from launch import LaunchDescription
     from launch.actions import GroupAction, IncludeLaunchDescription, SetEnvironmentVariable
     from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -57,20 +57,7 @@ FROM_FILE = {'backend': 'emulated', 'workers': 2, 'conf_threshold': 0.6, 'classe
 EXPLICIT = {'workers': '1', 'conf_threshold': '0.7'}
 
 
-def _missing_prerequisites():
-    """Return why this launch test cannot run here, or None."""
-    if IMPORT_ERROR is not None:
-        return (f'ROS 2 is not sourced ({IMPORT_ERROR}); source /opt/ros/<distro>/setup.bash '
-                'or run scripts/run_tests.sh')
-    try:
-        get_package_share_directory('rk_yolo_ros')
-    except PackageNotFoundError:
-        return ('rk_yolo_ros is not installed in an ament prefix: run scripts/run_tests.sh, or '
-                'colcon build --symlink-install and source install/setup.bash')
-    return None
-
-
-SKIP_REASON = _missing_prerequisites()
+SKIP_REASON = installed_package_missing(IMPORT_ERROR)
 _TestBase = unittest.TestCase if SKIP_REASON is None else object
 
 

@@ -19,31 +19,16 @@ yolo.launch.py refuses to start what cannot run: nothing is started, nothing is 
 must stop before yolo_node starts, say why, and leave no node process and no shared memory.
 """
 
-import importlib.util
 import os
 import subprocess
 
 import pytest
-from ros_checks import ros_domain_id
+from ros_checks import installed_package_missing, ros_domain_id
 
 DOMAIN_ID = ros_domain_id(19)
 
 
-def _missing_prerequisites():
-    """Return why these tests cannot run here, or None."""
-    if importlib.util.find_spec('launch_ros') is None:
-        return ('ROS 2 is not sourced; source /opt/ros/<distro>/setup.bash or run '
-                'scripts/run_tests.sh')
-    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
-    try:
-        get_package_share_directory('rk_yolo_ros')
-    except PackageNotFoundError:
-        return ('rk_yolo_ros is not installed in an ament prefix: run scripts/run_tests.sh, or '
-                'colcon build --symlink-install and source install/setup.bash')
-    return None
-
-
-SKIP_REASON = _missing_prerequisites()
+SKIP_REASON = installed_package_missing()
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=str(SKIP_REASON))
 
 

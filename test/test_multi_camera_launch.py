@@ -32,10 +32,10 @@ import numpy as np
 import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX, SHM_DIR
-from ros_checks import ros_domain_id
+from ros_checks import installed_package_missing, ros_domain_id
 
 try:
-    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    from ament_index_python.packages import get_package_share_directory
     from diagnostic_msgs.msg import DiagnosticArray
     from launch import LaunchDescription
     from launch.actions import IncludeLaunchDescription, SetEnvironmentVariable
@@ -60,20 +60,7 @@ CAMERAS = ('mc_left', 'mc_right')
 FRAMES = 10
 
 
-def _missing_prerequisites():
-    """Return why this launch test cannot run here, or None."""
-    if IMPORT_ERROR is not None:
-        return (f'ROS 2 is not sourced ({IMPORT_ERROR}); source /opt/ros/<distro>/setup.bash '
-                'or run scripts/run_tests.sh')
-    try:
-        get_package_share_directory('rk_yolo_ros')
-    except PackageNotFoundError:
-        return ('rk_yolo_ros is not installed in an ament prefix: run scripts/run_tests.sh, or '
-                'colcon build --symlink-install and source install/setup.bash')
-    return None
-
-
-SKIP_REASON = _missing_prerequisites()
+SKIP_REASON = installed_package_missing(IMPORT_ERROR)
 _TestBase = unittest.TestCase if SKIP_REASON is None else object
 
 

@@ -18,6 +18,7 @@ import importlib.util
 import pathlib
 
 import pytest
+from ros_checks import installed_package_missing, ROS_NOT_SOURCED
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -26,16 +27,11 @@ LAUNCH = ROOT / 'launch'
 
 def load_launch_module(name):
     """Import a launch file as a module (needs launch and the installed package)."""
-    # not 'launch': the repository's launch/ folder imports as a namespace package
-    for module in ('ament_index_python', 'launch_ros'):
-        pytest.importorskip(module, reason='ROS 2 is not sourced; source /opt/ros/<distro>/'
-                            'setup.bash or run scripts/run_tests.sh')
-    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
-    try:
-        get_package_share_directory('rk_yolo_ros')
-    except PackageNotFoundError:
-        pytest.skip('rk_yolo_ros is not installed in an ament prefix: run scripts/run_tests.sh '
-                    'or colcon build and source install/setup.bash')
+    # not 'launch' (the repository's launch/ folder imports as a namespace package): launch_ros
+    pytest.importorskip('launch_ros', reason=ROS_NOT_SOURCED)
+    reason = installed_package_missing()
+    if reason:
+        pytest.skip(reason)
     spec = importlib.util.spec_from_file_location(name.replace('.', '_'), LAUNCH / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -34,10 +34,10 @@ import pytest
 
 from rk_yolo_ros.core.frame_slots import SEGMENT_PREFIX, SHM_DIR
 from rk_yolo_ros.yolo import demo_assets
-from ros_checks import ros_domain_id
+from ros_checks import installed_package_missing, ros_domain_id
 
 try:
-    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+    from ament_index_python.packages import get_package_share_directory
     from cv_bridge import CvBridge
     from diagnostic_msgs.msg import DiagnosticArray
     from launch import LaunchDescription
@@ -63,20 +63,7 @@ FRAME_TIMEOUT_S = 60.0
 WINDOW = 4  # frames in flight from the test publisher; below the node's queue depth
 
 
-def _missing_prerequisites():
-    """Return why this launch test cannot run here, or None."""
-    if IMPORT_ERROR is not None:
-        return (f'ROS 2 is not sourced ({IMPORT_ERROR}); source /opt/ros/<distro>/setup.bash '
-                'or run scripts/run_tests.sh')
-    try:
-        get_package_share_directory('rk_yolo_ros')
-    except PackageNotFoundError:
-        return ('rk_yolo_ros is not installed in an ament prefix: run scripts/run_tests.sh, or '
-                'colcon build --symlink-install and source install/setup.bash')
-    return None
-
-
-SKIP_REASON = _missing_prerequisites()
+SKIP_REASON = installed_package_missing(IMPORT_ERROR)
 # Without ROS the test classes must not be unittest.TestCase (pytest would run them without
 # launch_testing's fixtures); their names do not start with Test for the same reason.
 _TestBase = unittest.TestCase if SKIP_REASON is None else object
