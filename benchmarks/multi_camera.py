@@ -65,8 +65,7 @@ from rk_yolo_ros.core.counters import percentiles_ms
 from rk_yolo_ros.core.frame_processing import DetectionSettings, FrameStatus
 from rk_yolo_ros.core.pipeline import FramePipeline, PipelineConfig
 from rk_yolo_ros.core.settings import RKNN_CORE_MASKS
-from rk_yolo_ros.offline.throughput_benchmark import machine_info
-from rk_yolo_ros.yolo.backends.emulated import EmulatedBackend
+from rk_yolo_ros.offline.throughput_benchmark import emulated_inference_alone, machine_info
 from rk_yolo_ros.yolo.detector import YoloDetectorFactory
 
 SIZE = (1920, 1080)
@@ -91,22 +90,6 @@ def random_frames(seed, count=3):
     """Return a few 1080p BGR frames of random pixels."""
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 255, (SIZE[1], SIZE[0], 3), dtype=np.uint8) for _ in range(count)]
-
-
-def inference_alone(latency_s, layout, count=60):
-    """Time the emulated inference alone in this process (the latency goal's reference)."""
-    backend = EmulatedBackend(latency_s, layout=layout)
-    backend.load()
-    width, height = backend.input_size
-    tensor = np.zeros((1, height, width, 3), np.uint8)
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        backend.infer(tensor)
-        times.append(time.perf_counter() - started)
-    backend.release()
-    p50, p99 = percentiles_ms(times)
-    return {'p50_ms': round(p50, 2), 'p99_ms': round(p99, 2)}
 
 
 class Camera:
@@ -361,7 +344,7 @@ def run_benchmark(scenarios, seconds, latency_ms, layout, workers, flat_frames):
                          'start_method': 'spawn',
                          'note': 'worker CPU pinning needs CPUs 4-7 (RK3588 big cores); '
                                  'where absent the workers run unpinned'},
-              'baseline': {'inference_alone': inference_alone(latency_s, layout)},
+              'baseline': emulated_inference_alone(latency_s, layout),
               'goals': {name: GOALS[name] for name in scenarios}, 'results': {}}
     results = report['results']
     with tempfile.TemporaryDirectory(prefix='rk_yolo_bench_npu_') as lock_dir:
